@@ -9,7 +9,7 @@ HERE = Path(__file__).parent
 
 
 def _data_files() -> list[tuple[str, list[str]]]:
-    """Launch files, parameters and shipped models, installed under share/rt_reid like ROS expects."""
+    """Launch files, parameters and shipped models, installed under share/rt_reid for ROS."""
     files = [
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
@@ -18,7 +18,10 @@ def _data_files() -> list[tuple[str, list[str]]]:
     ]
     for model_dir in sorted(p for p in Path("models").glob("*") if p.is_dir()):
         files.append(
-            (f"share/{PACKAGE}/{model_dir}", sorted(str(p) for p in model_dir.iterdir() if p.is_file()))
+            (
+                f"share/{PACKAGE}/{model_dir}",
+                sorted(str(p) for p in model_dir.iterdir() if p.is_file()),
+            )
         )
     return files
 
@@ -34,7 +37,9 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(include=["rt_reid", "rt_reid.*", "despite", "despite.*", "rt_reid_nodes"]),
+    packages=find_packages(
+        include=["rt_reid", "rt_reid.*", "despite", "despite.*", "rt_reid_nodes"]
+    ),
     package_data={"rt_reid": ["py.typed", "schema/*.json"], "despite": ["configs/*.yaml"]},
     data_files=_data_files(),
     zip_safe=False,

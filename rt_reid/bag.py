@@ -20,7 +20,7 @@ from rosbags.typesys.store import Typestore
 from rt_reid.errors import BagError
 
 Storage = Literal["mcap", "sqlite3"]
-BAG_VERSION = 8  # readable by Humble (which reads up to 8) and Jazzy
+BAG_VERSION: Literal[8, 9] = 8  # readable by Humble (which reads up to 8) and Jazzy
 
 VISION_MSGS: dict[str, str] = {
     "vision_msgs/msg/ObjectHypothesis": "string class_id\nfloat64 score\n",
@@ -88,7 +88,10 @@ class BagWriter:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self._writer.close()
 

@@ -140,10 +140,9 @@ def imu_features(
     rotation_n = undo_heading @ rotation
     acc_n = (undo_heading @ acc[..., None])[..., 0] / acc_unit
     lead = quats.shape[:-2]
-    features = np.concatenate(
+    return np.concatenate(
         [rotation_n.reshape(*lead, -1), acc_n.reshape(*lead, -1)], axis=-1
     ).astype(np.float32)
-    return features
 
 
 def sample_frame(points: F64Array | FloatArray, n_points: int) -> tuple[FloatArray, F64Array]:

@@ -1,4 +1,4 @@
-"""Model manifest (`models/<name>/manifest.json`): everything the runtime needs to use an encoder set.
+"""Model manifest (`models/<name>/manifest.json`): all the runtime needs to use an encoder set.
 
 The training module writes it at export time with `Manifest.write`; the runtime reads it with
 `load_manifest`, which checks the schema, the model file hashes, and that the declared inputs are
@@ -112,10 +112,12 @@ def _tensor(data: Any, where: str) -> TensorSpec:
 
 
 def parse_manifest(data: dict[str, Any], *, source: str = "manifest") -> Manifest:
-    """Validate a decoded manifest object and build a Manifest; raise ManifestError on any defect."""
+    """Validate a decoded manifest object and build a Manifest; ManifestError on any defect."""
     version = _require(data, "format_version", int, source)
     if version != FORMAT_VERSION:
-        raise ManifestError(f"{source}: format_version {version} is not supported ({FORMAT_VERSION})")
+        raise ManifestError(
+            f"{source}: format_version {version} is not supported ({FORMAT_VERSION})"
+        )
     encoders_raw = _require(data, "encoders", dict, source)
     encoders: dict[str, EncoderSpec] = {}
     for modality, spec in encoders_raw.items():
@@ -139,7 +141,7 @@ def parse_manifest(data: dict[str, Any], *, source: str = "manifest") -> Manifes
         window_frames=_require(data, "window_frames", int, source),
         frame_rate_hz=float(_require(data, "frame_rate_hz", (int, float), source)),
         points_per_frame=_require(data, "points_per_frame", int, source),
-        centring=centring,  # type: ignore[arg-type]
+        centring=centring,
         imu_features=_require(data, "imu_features", str, source),
         imu_channels=_require(data, "imu_channels", list, source),
         acc_unit=float(_require(data, "acc_unit", (int, float), source)),
