@@ -1,0 +1,203 @@
+"""Perception latency per stage (p50/p99) vs number of people, plus tracker MOTA/IDF1.
+
+Frames come from the simulator (`rt_reid.sim.simulate_scene`, in memory). Perception parameters
+are the shipped `config/reid.yaml` section with the region of interest and floor plane set from
+the simulated room, as an installer would. The first `warmup_s` of every scene (background
+learning) is not timed. Stage times are wall clock (what a 10 Hz loop sees); "total CPU" is the
+thread's CPU time, which stays meaningful when other processes load the machine. Also times
+open3d DBSCAN on the same foreground points, and on one full frame, to show what grid
+clustering saves.
+
+    OMP_NUM_THREADS=1 python bench/bench_perception.py            # full table (a few minutes)
+    OMP_NUM_THREADS=1 python bench/bench_perception.py --people 1 8 --duration 6 --mot-duration 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from rt_reid.mot import MotFrame, TrackingMetrics, tracking_metrics
+from rt_reid.perception import LidarPerception, PerceptionParams
+from rt_reid.pointcloud import pointcloud2_to_xyz
+from rt_reid.sim import SceneConfig, simulate_scene
+from rt_reid.sim.bagio import pointcloud_message
+
+STAGES = ("background", "cluster", "track")
+PELVIS = 0
+MOT_MAX_DISTANCE = 0.5  # metres, ground plane, track centroid to pelvis (1.0 is also printed:
+# a seated person's visible points (thighs, knees) lie up to ~0.5 m in front of the pelvis)
+
+
+def scene_params(scene, cfg: SceneConfig, config_path: Path) -> PerceptionParams:
+    """Shipped perception parameters with ROI and floor plane fitted to the simulated room."""
+    data = yaml.safe_load(config_path.read_text("utf-8"))
+    section = data["reid_node"]["ros__parameters"]["perception"]
+    room, height = cfg.room_size, cfg.room_height
+    world_to_lidar = np.linalg.inv(scene.lidar_pose)
+    corners = np.array(
+        [
+            [sx * room[0] / 2, sy * room[1] / 2, z, 1.0]
+            for sx in (-1, 1)
+            for sy in (-1, 1)
+            for z in (0.0, height)
+        ]
+    )
+    local = (world_to_lidar @ corners.T).T[:, :3]
+    low, high = local.min(axis=0), local.max(axis=0)
+    section["roi"].update(
+        x_min=float(low[0]), x_max=float(high[0]), y_min=float(low[1]), y_max=float(high[1]),
+        z_min=float(low[2]) - 0.2, z_max=float(high[2]) + 0.2,
+    )  # fmt: skip
+    # Floor z = 0 in the room -> plane n.p + d = 0 in the LiDAR frame (normal up).
+    normal = scene.lidar_pose[:3, :3].T @ np.array([0.0, 0.0, 1.0])
+    d = float(scene.lidar_pose[:3, 3] @ np.array([0.0, 0.0, 1.0]))
+    section["ground"]["plane"] = [*map(float, normal), d]
+    return PerceptionParams.from_dict(section)
+
+
+def run_scene(scene, params: PerceptionParams, *, collect_mot: bool):
+    """Process every frame; returns per-frame timings (after warm-up), MOT frames, stats."""
+    perception = LidarPerception(params=params)
+    timings: list[list[float]] = []
+    mot_frames: list[MotFrame] = []
+    foreground: list[int] = []
+    start = scene.frame_stamps[0]
+    for t, stamp in enumerate(scene.frame_stamps):
+        points = scene.frame_points(t)
+        tic, cpu = time.perf_counter(), time.thread_time()
+        result = perception.process(points, float(stamp))
+        total, cpu = time.perf_counter() - tic, time.thread_time() - cpu
+        if stamp - start < params.background.warmup_s + 0.05:
+            continue
+        timings.append([result.timings[s] for s in STAGES] + [total, cpu])
+        foreground.append(result.foreground_points)
+        if collect_mot:
+            present = [p for p in scene.people if p.present[t]]
+            tracks = [o for o in result.tracks if o.confirmed]
+            mot_frames.append(
+                MotFrame(
+                    gt_ids=[p.person_id for p in present],
+                    gt_positions=np.array([p.skeleton[t, PELVIS] for p in present]).reshape(-1, 3),
+                    track_ids=[o.track_id for o in tracks],
+                    track_positions=np.array([o.position for o in tracks]).reshape(-1, 3),
+                )
+            )
+    return np.array(timings) * 1e3, mot_frames, np.array(foreground)
+
+
+def dbscan_ms(points: np.ndarray, eps: float, min_points: int) -> float:
+    """Wall time of open3d DBSCAN on `points` (ms)."""
+    import open3d
+
+    cloud = open3d.geometry.PointCloud(open3d.utility.Vector3dVector(points.astype(np.float64)))
+    tic = time.perf_counter()
+    cloud.cluster_dbscan(eps=eps, min_points=min_points)
+    return (time.perf_counter() - tic) * 1e3
+
+
+def foreground_of(scene, params: PerceptionParams, t_end: int) -> np.ndarray:
+    """Foreground points of frame `t_end` (running the front end up to it)."""
+    perception = LidarPerception(params=params)
+    for t in range(t_end):
+        perception.process(scene.frame_points(t), float(scene.frame_stamps[t]))
+    result = perception.process(scene.frame_points(t_end), float(scene.frame_stamps[t_end]))
+    return np.vstack(
+        [o.points for o in result.tracks if o.points is not None] or [np.zeros((0, 3))]
+    )
+
+
+def parse_ms(scene, frames: int = 30) -> tuple[float, float, int]:
+    """p50/p99 of `pointcloud2_to_xyz` on the scene's PointCloud2 messages (as bagged), points."""
+    times = []
+    for t in range(min(frames, len(scene.frame_stamps))):
+        msg = pointcloud_message(scene, scene.frame_returns(t), int(scene.frame_stamps[t] * 1e9))
+        tic = time.perf_counter()
+        pointcloud2_to_xyz(msg)
+        times.append((time.perf_counter() - tic) * 1e3)
+    return float(np.percentile(times, 50)), float(np.percentile(times, 99)), msg.width * msg.height
+
+
+def format_mot(m: TrackingMetrics) -> str:
+    return (
+        f"MOTA {m.mota:.3f}  IDF1 {m.idf1:.3f}  MOTP {m.motp:.3f} m  recall {m.recall:.3f}  "
+        f"precision {m.precision:.3f}  switches {m.num_switches}  misses {m.num_misses}  "
+        f"false positives {m.num_false_positives}  ({m.num_objects} person-frames)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--people", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32])
+    parser.add_argument("--duration", type=float, default=11.0, help="seconds per scene")
+    parser.add_argument("--lidar", default="os1-64")
+    parser.add_argument("--columns", type=int, default=1024)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--mot-people", type=int, default=8)
+    parser.add_argument("--mot-duration", type=float, default=60.0)
+    parser.add_argument("--config", type=Path, default=Path("config/reid.yaml"))
+    parser.add_argument("--no-dbscan", action="store_true", help="skip the open3d comparison")
+    args = parser.parse_args()
+
+    threads = os.environ.get("OMP_NUM_THREADS", "<unset>")
+    print(f"command: OMP_NUM_THREADS={threads} python {shlex.join(sys.argv)}")
+    print(f"cpu: {os.cpu_count()} cores visible, numpy {np.__version__}")
+    header = f"{'people':>6} {'points':>7} {'fg pts':>7} " + " ".join(
+        f"{s + ' p50/p99':>18}" for s in (*STAGES, "total", "total CPU")
+    )
+    print(header)
+    for people in args.people:
+        cfg = SceneConfig(
+            people=people, duration_s=args.duration, lidar=args.lidar, columns=args.columns,
+            seed=args.seed,
+        )  # fmt: skip
+        scene = simulate_scene(cfg)
+        params = scene_params(scene, cfg, args.config)
+        timings, _, foreground = run_scene(scene, params, collect_mot=False)
+        n_points = int(
+            np.mean([len(scene.frame_points(t)) for t in range(0, len(scene.frame_stamps), 10)])
+        )
+        p50, p99 = np.percentile(timings, 50, axis=0), np.percentile(timings, 99, axis=0)
+        cells = " ".join(f"{a:8.2f}/{b:8.2f}ms" for a, b in zip(p50, p99, strict=True))
+        print(f"{people:>6} {n_points:>7} {int(np.median(foreground)):>7} {cells}", flush=True)
+        if people == args.people[0]:
+            p50, p99, total = parse_ms(scene)
+            print(
+                f"       PointCloud2 -> xyz ({cfg.resolved_cloud_layout}, {total} points, "
+                f"{len(scene.frame_points(0))} finite): p50 {p50:.2f} ms, p99 {p99:.2f} ms",
+                flush=True,
+            )
+        if not args.no_dbscan and people in (8, 32):
+            middle = len(scene.frame_stamps) // 2
+            fg = foreground_of(scene, params, middle)
+            print(
+                f"       open3d DBSCAN(eps=0.2, min_points=8) on the {len(fg)} tracked points "
+                f"of frame {middle}: {dbscan_ms(fg, 0.2, 8):.1f} ms; on the whole frame "
+                f"({len(scene.frame_points(middle))} points): "
+                f"{dbscan_ms(scene.frame_points(middle), 0.2, 8):.1f} ms",
+                flush=True,
+            )
+    cfg = SceneConfig(
+        people=args.mot_people, duration_s=args.mot_duration, lidar=args.lidar,
+        columns=args.columns, seed=args.seed + 1,
+    )  # fmt: skip
+    scene = simulate_scene(cfg)
+    _, mot_frames, _ = run_scene(scene, scene_params(scene, cfg, args.config), collect_mot=True)
+    for gate in (MOT_MAX_DISTANCE, 1.0):
+        metrics = tracking_metrics(mot_frames, max_distance=gate)
+        print(
+            f"tracker on a {args.mot_people}-person {args.mot_duration:.0f} s scene "
+            f"(seed {args.seed + 1}, gate {gate} m, after warm-up): {format_mot(metrics)}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

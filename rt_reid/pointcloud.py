@@ -1,0 +1,155 @@
+"""sensor_msgs/PointCloud2 -> numpy by field name and offset, for any driver's layout.
+
+The cloud is viewed in place through a numpy structured dtype (offsets, ``point_step`` and
+``row_step`` become strides), so parsing costs one gather of the finite points and nothing else.
+Works with `rosbags` and rclpy message objects (``data`` as numpy uint8, bytes, bytearray or
+array.array).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from rt_reid.errors import MessageError
+
+# sensor_msgs/PointField datatype constants -> numpy scalar type (byte order added later).
+POINTFIELD_TYPES: dict[int, str] = {
+    1: "i1",  # INT8
+    2: "u1",  # UINT8
+    3: "i2",  # INT16
+    4: "u2",  # UINT16
+    5: "i4",  # INT32
+    6: "u4",  # UINT32
+    7: "f4",  # FLOAT32
+    8: "f8",  # FLOAT64
+}
+FLOAT32 = 7
+XYZ = ("x", "y", "z")
+
+
+def pointcloud2_to_xyz(msg: Any) -> npt.NDArray[np.float32]:
+    """(N, 3) float32 finite points of a PointCloud2; no-returns (NaN/inf) are dropped."""
+    xyz, _ = pointcloud2_to_arrays(msg, ())
+    return xyz
+
+
+def pointcloud2_to_arrays(
+    msg: Any, fields: Sequence[str]
+) -> tuple[npt.NDArray[np.float32], dict[str, npt.NDArray[Any]]]:
+    """Finite xyz (N, 3) float32 plus the requested extra fields for the same N points.
+
+    Each extra field comes back in native byte order with its declared type, shaped (N,) or
+    (N, count). A requested field the cloud does not declare raises MessageError listing the
+    fields it does declare.
+    """
+    declared = _declared_fields(msg)
+    for name in XYZ:
+        if name not in declared:
+            raise MessageError(
+                f"PointCloud2 has no '{name}' field (fields: {sorted(declared) or 'none'})"
+            )
+        _offset, datatype, count = declared[name]
+        if datatype != FLOAT32 or count != 1:
+            raise MessageError(
+                f"PointCloud2 field '{name}' must be one FLOAT32 (datatype 7, count 1), "
+                f"got datatype {datatype} count {count}"
+            )
+    missing = [name for name in fields if name not in declared]
+    if missing:
+        raise MessageError(
+            f"PointCloud2 lacks requested field(s) {missing} (fields: {sorted(declared)})"
+        )
+    cloud = _structured_view(msg, declared, [*XYZ, *fields])
+    order = ">" if bool(msg.is_bigendian) else "<"
+    offsets = [declared[name][0] for name in XYZ]
+    if offsets[1] == offsets[0] + 4 and offsets[2] == offsets[0] + 8:
+        # Packed x, y, z: one (3,) float32 sub-field view, no per-axis copies.
+        packed = cloud.view(
+            np.dtype(
+                {
+                    "names": ["xyz"],
+                    "formats": [(f"{order}f4", 3)],
+                    "offsets": [offsets[0]],
+                    "itemsize": cloud.dtype.itemsize,
+                }
+            )
+        )["xyz"]
+        points = packed.reshape(-1, 3)
+    else:
+        points = np.stack([cloud[name] for name in XYZ], axis=-1).reshape(-1, 3)
+    finite = np.isfinite(points).all(axis=1)
+    xyz = np.ascontiguousarray(points[finite], dtype=np.float32)
+    flat = cloud.reshape(-1)
+    extras: dict[str, npt.NDArray[Any]] = {}
+    for name in fields:
+        values = flat[name][finite]
+        extras[name] = values.astype(values.dtype.newbyteorder("="), copy=False)
+    return xyz, extras
+
+
+def _declared_fields(msg: Any) -> dict[str, tuple[int, int, int]]:
+    """Map field name -> (offset, datatype, count), checking each declaration."""
+    declared: dict[str, tuple[int, int, int]] = {}
+    for field in msg.fields:
+        name = str(field.name)
+        offset, datatype, count = int(field.offset), int(field.datatype), int(field.count)
+        if datatype not in POINTFIELD_TYPES:
+            raise MessageError(f"PointCloud2 field '{name}' has unknown datatype {datatype}")
+        if offset < 0 or count < 0:
+            raise MessageError(f"PointCloud2 field '{name}' has offset {offset} count {count}")
+        if name in declared:
+            raise MessageError(f"PointCloud2 declares field '{name}' twice")
+        declared[name] = (offset, datatype, count)
+    return declared
+
+
+def _structured_view(
+    msg: Any, declared: dict[str, tuple[int, int, int]], names: Sequence[str]
+) -> npt.NDArray[Any]:
+    """(height, width) structured zero-copy view of `msg.data` holding only `names`."""
+    height, width = int(msg.height), int(msg.width)
+    point_step, row_step = int(msg.point_step), int(msg.row_step)
+    order = ">" if bool(msg.is_bigendian) else "<"
+    formats: list[Any] = []
+    offsets: list[int] = []
+    for name in names:
+        offset, datatype, count = declared[name]
+        scalar = np.dtype(order + POINTFIELD_TYPES[datatype])
+        end = offset + scalar.itemsize * max(count, 1)
+        if end > point_step:
+            raise MessageError(
+                f"PointCloud2 field '{name}' ends at byte {end} but point_step is {point_step}"
+            )
+        formats.append(scalar if count <= 1 else (scalar, count))
+        offsets.append(offset)
+    dtype = np.dtype(
+        {"names": list(names), "formats": formats, "offsets": offsets, "itemsize": point_step}
+    )
+    if height < 0 or width < 0:
+        raise MessageError(f"PointCloud2 has negative size {height}x{width}")
+    if row_step < width * point_step:
+        raise MessageError(
+            f"PointCloud2 row_step {row_step} < width {width} x point_step {point_step}"
+        )
+    try:
+        data = np.frombuffer(msg.data, dtype=np.uint8)
+    except (TypeError, ValueError):
+        try:
+            data = np.asarray(msg.data, dtype=np.uint8)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise MessageError(f"PointCloud2 data is not a byte buffer: {err}") from err
+    if height == 0 or width == 0:
+        return np.zeros((0, 0), dtype=dtype)
+    needed = (height - 1) * row_step + width * point_step
+    if data.size < needed:
+        raise MessageError(
+            f"PointCloud2 data too short: {data.size} bytes for {height}x{width} points "
+            f"(point_step {point_step}, row_step {row_step}) needs {needed}"
+        )
+    return np.ndarray(
+        shape=(height, width), dtype=dtype, buffer=data, offset=0, strides=(row_step, point_step)
+    )
