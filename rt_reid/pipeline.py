@@ -1,0 +1,337 @@
+"""`ReidPipeline`: one LiDAR frame plus buffered IMU samples in, identity tracks out.
+
+Per frame: perception (tracks with their points) -> track windows -> IMU windows of every
+identity on the same frame stamps -> one batched call per encoder -> cosine similarities ->
+evidence and gated assignment. Tracks are encoded every `encoding_stride` frames, spread over
+the stride's phases by track id, so the per-frame cost stays flat. `add_imu` may be called from
+any thread. A LiDAR stamp that goes backwards resets the pipeline (logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rt_reid.config import ReidConfig
+from rt_reid.errors import ConfigError
+from rt_reid.identity import IdentityAssigner
+from rt_reid.imu_buffer import DeviceStats, ImuStore
+from rt_reid.inference import Backend, EncoderSet
+from rt_reid.perception import LidarPerception, PerceptionResult
+from rt_reid.windows import TrackWindows
+
+LOG = logging.getLogger(__name__)
+
+F64Array = NDArray[np.float64]
+FloatArray = NDArray[np.float32]
+STAGES = ("perception", "windows", "imu", "inference", "identity", "total")
+
+
+class Perception(Protocol):
+    """What the pipeline needs from the LiDAR front end (`LidarPerception`)."""
+
+    def process(self, xyz: FloatArray, stamp_s: float) -> PerceptionResult:
+        """Tracks of one frame."""
+        ...
+
+    def reset(self) -> None:
+        """Drop tracks and background."""
+        ...
+
+
+@dataclass(frozen=True)
+class IdentityTrack:
+    """One confirmed LiDAR track with its identity (None = "unknown") and confidence in [0, 1].
+
+    `candidate` is the best-supported identity even when not assigned, `margin` its evidence
+    margin over every competitor (the input of the confidence calibration).
+    """
+
+    track_id: int
+    position: F64Array
+    extent: F64Array
+    identity: str | None
+    score: float
+    candidate: str | None = None
+    margin: float = 0.0
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Output of one frame. Matrices have one row per entry of `tracks`, one column per identity.
+
+    `similarity` holds the cosines scored this frame (NaN where a track or identity was not
+    encoded this frame); `evidence` the accumulated evidence after this frame.
+    """
+
+    stamp_s: float
+    tracks: list[IdentityTrack]
+    timings: dict[str, float]  # seconds per stage in STAGES
+    similarity: F64Array
+    evidence: F64Array
+    identities: tuple[str, ...]
+    perception_timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PipelineDiagnostics:
+    """Counters for the diagnostics topic and replay reports."""
+
+    backend: str
+    frames: int
+    dropped_frames: int
+    resets: int
+    encoded_windows: int
+    imu_devices: dict[tuple[str, str], DeviceStats]
+    unknown_imu_devices: dict[tuple[str, str], int]
+    imu_incomplete: dict[str, int]  # "identity/site:reason" -> windows not scored
+    silent_identities: tuple[str, ...]
+
+
+class ReidPipeline:
+    """The whole re-identification pipeline for one LiDAR and the configured identities.
+
+    `model_dir` and `backend` default to the config's values; `perception` defaults to a
+    `LidarPerception` built from the config (pass another front end to reuse one).
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ReidConfig,
+        model_dir: Path | None = None,
+        backend: Backend | None = None,
+        perception: Perception | None = None,
+    ) -> None:
+        self.config = config
+        layouts = {layout.name for layout in config.layouts.values()}
+        if len(layouts) != 1:
+            raise ConfigError(
+                f"identities wear several layouts {sorted(layouts)}; one model serves one layout"
+            )
+        self.encoders = EncoderSet(
+            model_dir=model_dir if model_dir is not None else config.model_path(),
+            backend=backend if backend is not None else config.inference.backend,
+            layout=layouts.pop(),
+            intra_op_threads=config.inference.intra_op_threads,
+        )
+        manifest = self.encoders.manifest
+        self.frame_period = 1.0 / manifest.frame_rate_hz
+        self.windows = TrackWindows(
+            window_frames=manifest.window_frames,
+            points_per_frame=manifest.points_per_frame,
+            centring=manifest.centring,
+            lag_frames=config.windows.lag_frames,
+            min_observed_fraction=config.windows.min_observed_fraction,
+            min_points=config.windows.min_points,
+        )
+        self.imu = ImuStore(
+            identities=config.identity_sites(),
+            params=config.imu.store,
+            clock_offsets_s=config.imu.clock_offsets_s,
+        )
+        self.assigner = IdentityAssigner(identities=config.identities, params=config.identity)
+        self.perception: Perception = (
+            perception if perception is not None else LidarPerception(params=config.perception)
+        )
+        self.identities = config.identities
+        self._stride = config.inference.encoding_stride
+        self._max_windows = config.inference.max_windows_per_frame
+        self._last_encoded: dict[int, int] = {}  # track id -> frame of its last encoded window
+        self._lag = config.windows.lag_frames
+        self._stamps: deque[float] = deque(maxlen=manifest.window_frames + self._lag)
+        self._frame_index = 0
+        self._last: FrameResult | None = None
+        self._lock = threading.Lock()  # process_frame / reset against each other
+        self._frames = self._dropped = self._resets = self._encoded = 0
+        self._incomplete: Counter[str] = Counter()
+        self._silent: tuple[str, ...] = ()
+        self._rate_warned = False
+
+    @property
+    def backend_name(self) -> str:
+        """Inference backend that actually runs, e.g. "cpu (CPUExecutionProvider)"."""
+        return self.encoders.backend_name
+
+    def add_imu(  # noqa: PLR0917 - positional signature fixed by contract E
+        self,
+        identity: str,
+        site: str,
+        stamp_s: float,
+        orientation_xyzw: Sequence[float],
+        specific_force: Sequence[float],
+        angular_velocity: Sequence[float],
+    ) -> str | None:
+        """Buffer one IMU sample (any thread); returns the rejection reason or None."""
+        return self.imu.add(
+            identity, site, stamp_s, orientation_xyzw, specific_force, angular_velocity
+        )
+
+    def reset(self, reason: str) -> None:
+        """Clean restart (clock jump, bag loop): tracks, windows, IMU buffers and evidence."""
+        with self._lock:
+            self._reset(reason)
+
+    def _reset(self, reason: str) -> None:
+        LOG.warning("pipeline reset: %s", reason)
+        self.perception.reset()
+        self.windows.clear()
+        self.imu.reset()
+        self.assigner.reset()
+        self._stamps.clear()
+        self._last_encoded.clear()
+        self._last = None
+        self._resets += 1
+
+    def process_frame(self, stamp_s: float, xyz: FloatArray) -> FrameResult:
+        """Run one LiDAR frame (N, 3) points in the `lidar` frame stamped `stamp_s` seconds.
+
+        A frame with the same stamp as the previous one is dropped (counted) and the previous
+        result returned; an earlier stamp resets the pipeline first.
+        """
+        with self._lock:
+            start = time.perf_counter()
+            if self._last is not None and stamp_s <= self._last.stamp_s:
+                if stamp_s == self._last.stamp_s:
+                    self._dropped += 1
+                    return self._last
+                self._reset(
+                    f"LiDAR stamp went backwards from {self._last.stamp_s:.3f} s to {stamp_s:.3f} s"
+                )
+            self._check_rate(stamp_s)
+            perceived = self.perception.process(xyz, stamp_s)
+            timings = {"perception": time.perf_counter() - start}
+            result = self._step(stamp_s, perceived, timings)
+            timings["total"] = time.perf_counter() - start
+            self._frames += 1
+            self._last = result
+            return result
+
+    def _check_rate(self, stamp_s: float) -> None:
+        """Warn once when LiDAR frames do not come at the model's frame rate."""
+        if self._stamps and not self._rate_warned:
+            period = stamp_s - self._stamps[-1]
+            if abs(period - self.frame_period) > 0.25 * self.frame_period and len(self._stamps) > 2:
+                LOG.warning(
+                    "LiDAR frame period %.3f s differs from the model's %.3f s; windows will "
+                    "span a different time than in training", period, self.frame_period,
+                )
+                self._rate_warned = True
+
+    def _step(
+        self, stamp_s: float, perceived: PerceptionResult, timings: dict[str, float]
+    ) -> FrameResult:
+        """Windows, IMU, inference and identity for one perceived frame."""
+        tic = time.perf_counter()
+        frame = self._frame_index
+        self._frame_index += 1
+        self._stamps.append(stamp_s)
+        tracks = perceived.tracks
+        self.windows.update(frame, {t.track_id: t.points for t in tracks})
+        end = frame - self._lag
+        have_stamps = len(self._stamps) == self._stamps.maxlen
+        due = [
+            t.track_id for t in tracks
+            if t.confirmed and t.track_id % self._stride == frame % self._stride
+            and have_stamps and self.windows.ready(t.track_id, end)
+        ]
+        if 0 < self._max_windows < len(due):  # least recently encoded first
+            due = sorted(due, key=lambda tid: self._last_encoded.get(tid, -1))[: self._max_windows]
+        live_ids = {t.track_id for t in tracks}
+        self._last_encoded = {k: v for k, v in self._last_encoded.items() if k in live_ids}
+        self._last_encoded.update(dict.fromkeys(due, frame))
+        point_windows = self.windows.windows(due, end)
+        toc = time.perf_counter()
+        timings["windows"] = toc - tic
+
+        active = np.array([not self.imu.is_silent(n, stamp_s) for n in self.identities], bool)
+        self._silent = tuple(n for n, a in zip(self.identities, active, strict=True) if not a)
+        imu_windows: list[FloatArray] = []
+        imu_columns: list[int] = []
+        if due:
+            window_stamps = np.array(self._stamps, dtype=np.float64)[: -self._lag or None]
+            features = self.imu.features_many(
+                [name for name, a in zip(self.identities, active, strict=True) if a],
+                window_stamps, frame_period=self.frame_period,
+                acc_unit=self.encoders.manifest.acc_unit,
+            )
+            for column, name in enumerate(self.identities):
+                window = features.get(name)
+                if isinstance(window, str):
+                    self._incomplete[f"{name}/{window}"] += 1
+                elif window is not None:
+                    imu_windows.append(window)
+                    imu_columns.append(column)
+        tic = time.perf_counter()
+        timings["imu"] = tic - toc
+
+        similarity = np.full((len(due), len(self.identities)), np.nan)
+        if due and imu_columns:
+            track_emb = self.encoders.encode("pointcloud", point_windows)
+            imu_emb = self.encoders.encode("imu", np.stack(imu_windows))
+            similarity[:, imu_columns] = track_emb.astype(np.float64) @ imu_emb.T.astype(np.float64)
+            self._encoded += len(due)
+        toc = time.perf_counter()
+        timings["inference"] = toc - tic
+
+        scored = {
+            track_id: (similarity[row], self.windows.observed_fraction(track_id, end))
+            for row, track_id in enumerate(due)
+            if imu_columns
+        }
+        assignments = self.assigner.update(
+            stamp_s, live={t.track_id: t.confirmed for t in tracks}, similarity=scored,
+            active=active,
+        )
+        by_id = {a.track_id: a for a in assignments}
+        out = [t for t in tracks if t.confirmed]
+        identity_tracks = [
+            IdentityTrack(
+                track_id=t.track_id,
+                position=np.asarray(t.position, np.float64),
+                extent=np.asarray(t.extent, np.float64),
+                identity=by_id[t.track_id].identity,
+                score=by_id[t.track_id].score,
+                candidate=by_id[t.track_id].candidate,
+                margin=by_id[t.track_id].margin,
+            )
+            for t in out
+        ]
+        rows = {track_id: row for row, track_id in enumerate(due)}
+        frame_similarity = np.full((len(out), len(self.identities)), np.nan)
+        for row, t in enumerate(out):
+            if t.track_id in rows:
+                frame_similarity[row] = similarity[rows[t.track_id]]
+        timings["identity"] = time.perf_counter() - toc
+        return FrameResult(
+            stamp_s=stamp_s,
+            tracks=identity_tracks,
+            timings=timings,
+            similarity=frame_similarity,
+            evidence=self.assigner.evidence([t.track_id for t in out]),
+            identities=self.identities,
+            perception_timings=dict(perceived.timings),
+        )
+
+    def diagnostics(self) -> PipelineDiagnostics:
+        """Counters since start-up (frames, drops, resets, IMU stream health, backend)."""
+        return PipelineDiagnostics(
+            backend=self.backend_name,
+            frames=self._frames,
+            dropped_frames=self._dropped,
+            resets=self._resets,
+            encoded_windows=self._encoded,
+            imu_devices=self.imu.stats(),
+            unknown_imu_devices=dict(self.imu.unknown_devices),
+            imu_incomplete=dict(self._incomplete),
+            silent_identities=self._silent,
+        )

@@ -1,0 +1,251 @@
+"""IMU buffers: reordering, duplicates, NaN, gaps, unknown devices, clock jumps, offsets."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from rt_reid.features import GRAVITY, imu_features, resample_imu
+from rt_reid.imu_buffer import DeviceBuffer, ImuStore, ImuStoreParams
+
+PARAMS = ImuStoreParams(
+    buffer_s=5.0, max_rate_hz=400.0, max_gap_s=0.15, clock_jump_s=1.0, silence_s=1.0
+)
+SITES = ("left_wrist",)
+FRAMES = np.arange(1.0, 3.4, 0.1)  # 24 frame stamps
+
+
+def _stream(rate: float = 100.0, t0: float = 0.0, t1: float = 4.0, seed: int = 0):
+    """Random smooth motion: stamps, quaternions, specific force, gyro."""
+    rng = np.random.default_rng(seed)
+    stamps = np.arange(t0, t1, 1.0 / rate)
+    angles = np.cumsum(rng.normal(0, 0.05, size=(len(stamps), 3)), axis=0)
+    quats = Rotation.from_euler("xyz", angles).as_quat()
+    force = rng.normal(0, 1.0, size=(len(stamps), 3)) + np.array([0.0, 0.0, GRAVITY])
+    gyro = rng.normal(0, 0.1, size=(len(stamps), 3))
+    return stamps, quats, force, gyro
+
+
+def _store(**offsets: float) -> ImuStore:
+    return ImuStore(
+        identities={"alice": SITES},
+        params=PARAMS,
+        clock_offsets_s={("alice", site): value for site, value in offsets.items()},
+    )
+
+
+def _feed(store: ImuStore, stamps, quats, force, gyro, *, order=None) -> None:
+    for i in order if order is not None else range(len(stamps)):
+        assert store.add("alice", SITES[0], stamps[i], quats[i], force[i], gyro[i]) is None
+
+
+def _reference(stamps, quats, force) -> np.ndarray:
+    r = resample_imu(stamps, quats, force, FRAMES, frame_period=0.1)
+    return imu_features(r.orientation_xyzw[:, None], r.world_acceleration[:, None])
+
+
+def test_features_equal_the_shared_preprocessing() -> None:
+    stamps, quats, force, gyro = _stream()
+    store = _store()
+    _feed(store, stamps, quats, force, gyro)
+    out = store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY)
+    assert not isinstance(out, str)
+    assert out.shape == (24, 12)
+    np.testing.assert_allclose(out, _reference(stamps, quats, force), atol=1e-5)
+
+
+def test_reordered_and_duplicated_samples_give_the_same_features() -> None:
+    stamps, quats, force, gyro = _stream()
+    rng = np.random.default_rng(1)
+    order = np.arange(len(stamps))
+    for start in range(0, len(order) - 5, 5):  # shuffle within blocks of 5 samples (50 ms)
+        rng.shuffle(order[start : start + 5])
+    order = np.repeat(order, np.where(order % 7 == 0, 2, 1))  # every 7th sample delivered twice
+    store = _store()
+    _feed(store, stamps, quats, force, gyro, order=order)
+    out = store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY)
+    assert not isinstance(out, str)
+    np.testing.assert_allclose(out, _reference(stamps, quats, force), atol=1e-5)
+    stats = store.stats()[("alice", SITES[0])]
+    assert stats.rejected["duplicate"] == len(np.arange(len(stamps))[::7])
+    assert stats.resets == 0
+
+
+def test_nan_and_zero_quaternion_are_rejected_and_counted() -> None:
+    store = _store()
+    q, f, w = (0, 0, 0, 1), (0, 0, GRAVITY), (0, 0, 0)
+    assert store.add("alice", SITES[0], 1.0, q, (np.nan, 0, 0), w) == "non_finite"
+    assert store.add("alice", SITES[0], float("nan"), q, f, w) == "non_finite"
+    assert store.add("alice", SITES[0], 1.0, (0, 0, 0, 0), f, w) == "zero_quaternion"
+    assert store.add("alice", SITES[0], 1.0, q, f, (0, 0)) == "bad_shape"
+    stats = store.stats()[("alice", SITES[0])]
+    assert stats.rejected == {"non_finite": 2, "zero_quaternion": 1, "bad_shape": 1}
+    assert stats.accepted == 0
+
+
+def test_unknown_device_is_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="rt_reid.imu_buffer")
+    store = _store()
+    for k in range(5):
+        assert (
+            store.add("mallory", "left_wrist", k * 0.01, (0, 0, 0, 1), (0, 0, 9.8), (0, 0, 0))
+            == "unknown_device"
+        )
+    assert store.unknown_devices[("mallory", "left_wrist")] == 5
+    assert caplog.text.count("mallory/left_wrist") == 1
+
+
+def test_gap_makes_window_incomplete_until_data_cover_it() -> None:
+    stamps, quats, force, gyro = _stream(t1=5.4)
+    keep = (stamps < 2.0) | (stamps > 2.3)  # 300 ms of lost packets inside the window
+    store = _store()
+    _feed(store, stamps[keep], quats[keep], force[keep], gyro[keep])
+    assert store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY) == "left_wrist:gap"
+    late = FRAMES + 1.5  # a later window after the gap is complete again
+    assert not isinstance(store.features("alice", late, frame_period=0.1, acc_unit=GRAVITY), str)
+
+
+def test_window_not_covered_yet() -> None:
+    stamps, quats, force, gyro = _stream(t1=3.0)
+    store = _store()
+    assert (
+        store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY)
+        == "left_wrist:no_samples"
+    )
+    _feed(store, stamps, quats, force, gyro)
+    assert (
+        store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY)
+        == "left_wrist:ends_early"
+    )
+    assert (
+        store.features("alice", FRAMES - 1.5, frame_period=0.1, acc_unit=GRAVITY)
+        == "left_wrist:starts_late"
+    )
+
+
+def test_clock_jump_backwards_resets_the_buffer(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="rt_reid.imu_buffer")
+    stamps, quats, force, gyro = _stream()
+    store = _store()
+    _feed(store, stamps + 100.0, quats, force, gyro)  # old clock
+    _feed(store, stamps, quats, force, gyro)  # device rebooted: clock starts again
+    stats = store.stats()[("alice", SITES[0])]
+    assert stats.resets == 1
+    assert "clock jumped back" in caplog.text
+    out = store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY)
+    assert not isinstance(out, str)
+    np.testing.assert_allclose(out, _reference(stamps, quats, force), atol=1e-5)
+
+
+def test_configured_clock_offset_is_removed() -> None:
+    stamps, quats, force, gyro = _stream()
+    store = _store(left_wrist=0.037)
+    _feed(store, stamps + 0.037, quats, force, gyro)  # device clock runs 37 ms ahead
+    out = store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY)
+    assert not isinstance(out, str)
+    np.testing.assert_allclose(out, _reference(stamps, quats, force), atol=1e-5)
+
+
+def test_memory_is_bounded_and_old_samples_expire() -> None:
+    buffer = DeviceBuffer(horizon_s=2.0, max_rate_hz=100.0, clock_jump_s=1.0)
+    for k in range(5000):  # 50 s at 100 Hz
+        buffer.add(k * 0.01, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0))
+    assert len(buffer) <= 201 + 1024
+    assert buffer.samples(0.0, 1.0, max_gap_s=0.1) == "starts_late"
+    assert not isinstance(buffer.samples(48.0, 49.0, max_gap_s=0.1), str)
+    assert len(buffer) <= 201
+    assert buffer.stats.rejected["too_old"] == 0  # expiry is not a rejection
+    stale = DeviceBuffer(horizon_s=2.0, max_rate_hz=100.0, clock_jump_s=10.0)
+    for k in range(500):
+        stale.add(k * 0.01, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0))
+    # 4.5 s late: beyond the 2 s horizon but not a clock jump (10 s)
+    assert stale.add(0.505, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0)) == "too_old"
+    assert stale.stats.rejected["too_old"] == 1
+
+
+def test_overflow_beyond_max_rate_is_counted() -> None:
+    buffer = DeviceBuffer(horizon_s=1.0, max_rate_hz=50.0, clock_jump_s=1.0)
+    for k in range(300):  # 300 Hz for 1 s into a 50 Hz buffer
+        buffer.add(k / 300.0, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0))
+    buffer.samples(0.5, 0.9, max_gap_s=0.5)
+    assert buffer.stats.rejected["overflow"] > 0
+    assert len(buffer) <= 51
+
+
+def test_silence_is_relative_to_the_frame_stamp() -> None:
+    store = _store()
+    assert store.is_silent("alice", 0.0)
+    store.add("alice", SITES[0], 10.0, (0, 0, 0, 1), (0, 0, GRAVITY), (0, 0, 0))
+    assert not store.is_silent("alice", 10.5)
+    assert store.is_silent("alice", 11.5)
+
+
+def test_concurrent_ingestion_from_threads() -> None:
+    names = ("alice", "bob")
+    streams = {name: _stream(seed=k) for k, name in enumerate(names)}
+    store = ImuStore(identities=dict.fromkeys(names, SITES), params=PARAMS, clock_offsets_s={})
+
+    def feed(name: str) -> None:
+        stamps, quats, force, gyro = streams[name]
+        for i in range(len(stamps)):
+            store.add(name, SITES[0], stamps[i], quats[i], force[i], gyro[i])
+
+    threads = [threading.Thread(target=feed, args=(name,)) for name in names]
+    for thread in threads:
+        thread.start()
+    for _ in range(20):  # the processing thread reads while samples arrive
+        store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY)
+    for thread in threads:
+        thread.join()
+    for name in names:
+        stamps, quats, force, _ = streams[name]
+        out = store.features(name, FRAMES, frame_period=0.1, acc_unit=GRAVITY)
+        assert not isinstance(out, str)
+        np.testing.assert_allclose(out, _reference(stamps, quats, force), atol=1e-5)
+        assert store.stats()[(name, SITES[0])].accepted == len(stamps)
+
+
+def test_sliding_windows_reuse_resampled_frames_exactly() -> None:
+    stamps, quats, force, gyro = _stream(t1=5.0)
+    store = _store()
+    _feed(store, stamps, quats, force, gyro)
+    for shift in range(12):  # the pipeline's sliding windows: one new frame each time
+        frames = FRAMES + 0.1 * shift
+        out = store.features("alice", frames, frame_period=0.1, acc_unit=GRAVITY)
+        assert not isinstance(out, str)
+        r = resample_imu(stamps, quats, force, frames, frame_period=0.1)
+        expected = imu_features(r.orientation_xyzw[:, None], r.world_acceleration[:, None])
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+    # The device restarts its clock (jump back to 0) and sends other data for the same stamps:
+    # the cached resamples of the old samples must not be reused.
+    other_q, other_f = quats[::-1].copy(), force[::-1].copy()
+    _feed(store, stamps, other_q, other_f, gyro)
+    assert store.stats()[("alice", SITES[0])].resets == 1
+    out = store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY)
+    assert not isinstance(out, str)
+    np.testing.assert_allclose(out, _reference(stamps, other_q, other_f), atol=1e-5)
+
+
+def test_many_identities_resampled_together_equal_one_by_one() -> None:
+    names = ("alice", "bob", "carol")
+    streams = {name: _stream(seed=k + 3) for k, name in enumerate(names)}
+    store = ImuStore(identities=dict.fromkeys(names, SITES), params=PARAMS, clock_offsets_s={})
+    for name in names[:2]:
+        stamps, quats, force, gyro = streams[name]
+        for i in range(len(stamps)):
+            store.add(name, SITES[0], stamps[i], quats[i], force[i], gyro[i])
+    store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY)  # alice partly cached
+    frames = FRAMES + 0.3
+    out = store.features_many(names, frames, frame_period=0.1, acc_unit=GRAVITY)
+    assert out["carol"] == "left_wrist:no_samples"
+    for name in names[:2]:
+        stamps, quats, force, _ = streams[name]
+        r = resample_imu(stamps, quats, force, frames, frame_period=0.1)
+        expected = imu_features(r.orientation_xyzw[:, None], r.world_acceleration[:, None])
+        window = out[name]
+        assert not isinstance(window, str)
+        np.testing.assert_allclose(window, expected, atol=1e-5)
