@@ -110,7 +110,7 @@ def foreground_of(scene, params: PerceptionParams, t_end: int) -> np.ndarray:
         perception.process(scene.frame_points(t), float(scene.frame_stamps[t]))
     result = perception.process(scene.frame_points(t_end), float(scene.frame_stamps[t_end]))
     return np.vstack(
-        [o.points for o in result.tracks if o.points is not None] or [np.zeros((0, 3))]
+        [o.points for o in result.tracks if o.points is not None] or [np.zeros((0, 3), np.float32)]
     )
 
 

@@ -164,9 +164,9 @@ class IdentityAssigner:
                 col_best = int(np.argmax(masked[row]))
                 margin = self._margin(masked, row, col_best)
                 confidence = p.calibration.confidence(margin)
-                results.append(Assignment(
-                    track_id, None, self.identities[col_best], margin, 1.0 - confidence
-                ))
+                results.append(
+                    Assignment(track_id, None, self.identities[col_best], margin, 1.0 - confidence)
+                )
                 continue
             if col is None:
                 results.append(Assignment(track_id, None, None, 0.0, 1.0))
@@ -176,13 +176,15 @@ class IdentityAssigner:
             confidence = p.calibration.confidence(margin)
             if margin >= gate:
                 new_held[track_id] = col
-                results.append(Assignment(
-                    track_id, self.identities[col], self.identities[col], margin, confidence
-                ))
+                results.append(
+                    Assignment(
+                        track_id, self.identities[col], self.identities[col], margin, confidence
+                    )
+                )
             else:
-                results.append(Assignment(
-                    track_id, None, self.identities[col], margin, 1.0 - confidence
-                ))
+                results.append(
+                    Assignment(track_id, None, self.identities[col], margin, 1.0 - confidence)
+                )
         self._held = new_held
         return results
 

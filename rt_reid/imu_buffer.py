@@ -73,7 +73,9 @@ class DeviceBuffer:
         if newest is not None and stamp_s < newest - self._clock_jump_s:
             LOG.warning(
                 "IMU clock jumped back %.3f s (%.3f -> %.3f): device buffer reset",
-                newest - stamp_s, newest, stamp_s,
+                newest - stamp_s,
+                newest,
+                stamp_s,
             )
             self.clear()
             self.stats.resets += 1
@@ -330,16 +332,21 @@ class ImuStore:
                 frames.append(todo + shift)
                 order.append((identity, k, len(todo)))
         resampled = resample_imu(
-            np.concatenate(stamps), np.concatenate(quats), np.concatenate(forces),
-            np.concatenate(frames), frame_period=frame_period,
+            np.concatenate(stamps),
+            np.concatenate(quats),
+            np.concatenate(forces),
+            np.concatenate(frames),
+            frame_period=frame_period,
         )
         row = 0
         per_site: dict[str, list[tuple[F64Array, F64Array]]] = {}
         for identity, _, count in order:
-            per_site.setdefault(identity, []).append((
-                resampled.orientation_xyzw[row : row + count],
-                resampled.world_acceleration[row : row + count],
-            ))
+            per_site.setdefault(identity, []).append(
+                (
+                    resampled.orientation_xyzw[row : row + count],
+                    resampled.world_acceleration[row : row + count],
+                )
+            )
             row += count
         for identity, sites in per_site.items():
             cache = self._resampled[identity]
@@ -354,8 +361,10 @@ class ImuStore:
         with self._lock:
             return {
                 key: DeviceStats(
-                    buffer.stats.accepted, Counter(buffer.stats.rejected),
-                    buffer.stats.resets, buffer.stats.newest_stamp,
+                    buffer.stats.accepted,
+                    Counter(buffer.stats.rejected),
+                    buffer.stats.resets,
+                    buffer.stats.newest_stamp,
                 )
                 for key, buffer in self._buffers.items()
             }

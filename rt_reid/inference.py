@@ -47,8 +47,13 @@ def _static_dims(shape: Sequence[int | str]) -> list[int | None]:
 
 
 def _check_io(
-    kind: str, actual_name: str, actual_shape: Sequence[Any], *, spec_name: str,
-    spec_shape: Sequence[int | str], where: str,
+    kind: str,
+    actual_name: str,
+    actual_shape: Sequence[Any],
+    *,
+    spec_name: str,
+    spec_shape: Sequence[int | str],
+    where: str,
 ) -> None:
     """Refuse a graph tensor whose name, rank or static dims differ from the manifest."""
     if actual_name != spec_name:
@@ -114,16 +119,28 @@ class OnnxEncoder:
                 f"{path}: expected one input and an output, graph has inputs "
                 f"{[i.name for i in inputs]} and outputs {[o.name for o in outputs]}"
             )
-        _check_io("input", inputs[0].name, inputs[0].shape, spec_name=spec.input.name,
-                  spec_shape=spec.input.shape, where=str(path))
+        _check_io(
+            "input",
+            inputs[0].name,
+            inputs[0].shape,
+            spec_name=spec.input.name,
+            spec_shape=spec.input.shape,
+            where=str(path),
+        )
         by_name = {o.name: o for o in outputs}
         if spec.output.name not in by_name:
             raise ManifestError(
                 f"{path}: graph has no output {spec.output.name!r} (it has {sorted(by_name)})"
             )
         out = by_name[spec.output.name]
-        _check_io("output", out.name, out.shape, spec_name=spec.output.name,
-                  spec_shape=spec.output.shape, where=str(path))
+        _check_io(
+            "output",
+            out.name,
+            out.shape,
+            spec_name=spec.output.name,
+            spec_shape=spec.output.shape,
+            where=str(path),
+        )
         if inputs[0].type != "tensor(float)":
             raise ManifestError(f"{path}: input {inputs[0].name!r} is {inputs[0].type}, not float")
         self._input, self._output = spec.input.name, spec.output.name
@@ -153,8 +170,10 @@ class TensorRTEncoder:
         runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
         engine = runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if engine is None:
-            raise InferenceError(f"{engine_path}: TensorRT cannot deserialize this engine "
-                                 "(built for another TensorRT version or GPU?)")
+            raise InferenceError(
+                f"{engine_path}: TensorRT cannot deserialize this engine "
+                "(built for another TensorRT version or GPU?)"
+            )
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         if inputs != [spec.input.name] or spec.output.name not in names:
@@ -162,8 +181,14 @@ class TensorRTEncoder:
                 f"{engine_path}: engine tensors {names} do not match the manifest's input "
                 f"{spec.input.name!r} and output {spec.output.name!r}"
             )
-        _check_io("input", spec.input.name, list(engine.get_tensor_shape(spec.input.name)),
-                  spec_name=spec.input.name, spec_shape=spec.input.shape, where=str(engine_path))
+        _check_io(
+            "input",
+            spec.input.name,
+            list(engine.get_tensor_shape(spec.input.name)),
+            spec_name=spec.input.name,
+            spec_shape=spec.input.shape,
+            where=str(engine_path),
+        )
         self._engine, self._context = engine, engine.create_execution_context()
         self._input, self._output = spec.input.name, spec.output.name
         _, _, max_shape = engine.get_tensor_profile_shape(self._input, 0)
@@ -192,14 +217,26 @@ class TensorRTEncoder:
             chunk = np.ascontiguousarray(batch[start : start + self.max_batch], dtype=np.float32)
             out = np.empty((len(chunk), self._dim), dtype=np.float32)
             self._context.set_input_shape(self._input, chunk.shape)
-            self._check(cudart.cudaMemcpyAsync(
-                self._d_in, chunk.ctypes.data, chunk.nbytes,
-                cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self._stream))
+            self._check(
+                cudart.cudaMemcpyAsync(
+                    self._d_in,
+                    chunk.ctypes.data,
+                    chunk.nbytes,
+                    cudart.cudaMemcpyKind.cudaMemcpyHostToDevice,
+                    self._stream,
+                )
+            )
             if not self._context.execute_async_v3(self._stream):
                 raise InferenceError(f"TensorRT {self.modality} engine failed on {chunk.shape}")
-            self._check(cudart.cudaMemcpyAsync(
-                out.ctypes.data, self._d_out, out.nbytes,
-                cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self._stream))
+            self._check(
+                cudart.cudaMemcpyAsync(
+                    out.ctypes.data,
+                    self._d_out,
+                    out.nbytes,
+                    cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+                    self._stream,
+                )
+            )
             self._check(cudart.cudaStreamSynchronize(self._stream))
             outputs.append(out)
         return np.concatenate(outputs)
@@ -269,7 +306,10 @@ class EncoderSet:
                 self.encoders[modality] = TensorRTEncoder(engine, spec, modality=modality)
             else:
                 self.encoders[modality] = OnnxEncoder(
-                    onnx_path, spec, modality=modality, device=chosen,
+                    onnx_path,
+                    spec,
+                    modality=modality,
+                    device=chosen,
                     intra_op_threads=intra_op_threads,
                 )
         self._verify()

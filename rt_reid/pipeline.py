@@ -223,7 +223,9 @@ class ReidPipeline:
             if abs(period - self.frame_period) > 0.25 * self.frame_period and len(self._stamps) > 2:
                 LOG.warning(
                     "LiDAR frame period %.3f s differs from the model's %.3f s; windows will "
-                    "span a different time than in training", period, self.frame_period,
+                    "span a different time than in training",
+                    period,
+                    self.frame_period,
                 )
                 self._rate_warned = True
 
@@ -240,9 +242,12 @@ class ReidPipeline:
         end = frame - self._lag
         have_stamps = len(self._stamps) == self._stamps.maxlen
         due = [
-            t.track_id for t in tracks
-            if t.confirmed and t.track_id % self._stride == frame % self._stride
-            and have_stamps and self.windows.ready(t.track_id, end)
+            t.track_id
+            for t in tracks
+            if t.confirmed
+            and t.track_id % self._stride == frame % self._stride
+            and have_stamps
+            and self.windows.ready(t.track_id, end)
         ]
         if 0 < self._max_windows < len(due):  # least recently encoded first
             due = sorted(due, key=lambda tid: self._last_encoded.get(tid, -1))[: self._max_windows]
@@ -261,7 +266,8 @@ class ReidPipeline:
             window_stamps = np.array(self._stamps, dtype=np.float64)[: -self._lag or None]
             features = self.imu.features_many(
                 [name for name, a in zip(self.identities, active, strict=True) if a],
-                window_stamps, frame_period=self.frame_period,
+                window_stamps,
+                frame_period=self.frame_period,
                 acc_unit=self.encoders.manifest.acc_unit,
             )
             for column, name in enumerate(self.identities):
@@ -289,7 +295,9 @@ class ReidPipeline:
             if imu_columns
         }
         assignments = self.assigner.update(
-            stamp_s, live={t.track_id: t.confirmed for t in tracks}, similarity=scored,
+            stamp_s,
+            live={t.track_id: t.confirmed for t in tracks},
+            similarity=scored,
             active=active,
         )
         by_id = {a.track_id: a for a in assignments}

@@ -139,8 +139,11 @@ def imu_sample(msg: Any) -> ImuSample:
     quat = (float(q.x), float(q.y), float(q.z), float(q.w))
     force = (float(f.x), float(f.y), float(f.z))
     gyro = (float(w.x), float(w.y), float(w.z))
-    for name, values in (("orientation", quat), ("linear_acceleration", force),
-                         ("angular_velocity", gyro)):
+    for name, values in (
+        ("orientation", quat),
+        ("linear_acceleration", force),
+        ("angular_velocity", gyro),
+    ):
         if not all(math.isfinite(v) for v in values):
             raise MessageError(f"Imu message has a non-finite {name}: {values}")
     norm = math.sqrt(sum(v * v for v in quat))
@@ -163,8 +166,9 @@ def _header(types: MessageTypes, nanoseconds: int, frame_id: str) -> Any:
 def _pose(types: MessageTypes, position: Any) -> Any:
     return _make(
         types.Pose,
-        position=_make(types.Point, x=float(position[0]), y=float(position[1]),
-                       z=float(position[2])),
+        position=_make(
+            types.Point, x=float(position[0]), y=float(position[1]), z=float(position[2])
+        ),
         orientation=_make(types.Quaternion, x=0.0, y=0.0, z=0.0, w=1.0),
     )
 
@@ -198,16 +202,22 @@ def detections_msg(
                 covariance=np.zeros(36, dtype=np.float64),
             ),
         )
-        detections.append(_make(
-            types.Detection3D,
-            header=_header(types, now, frame_id),
-            results=[hypothesis],
-            bbox=_make(types.BoundingBox3D, center=_pose(types, track.position),
-                       size=_vector(types, track.extent)),
-            id=str(track.track_id),
-        ))
-    return _make(types.Detection3DArray, header=_header(types, now, frame_id),
-                 detections=detections)
+        detections.append(
+            _make(
+                types.Detection3D,
+                header=_header(types, now, frame_id),
+                results=[hypothesis],
+                bbox=_make(
+                    types.BoundingBox3D,
+                    center=_pose(types, track.position),
+                    size=_vector(types, track.extent),
+                ),
+                id=str(track.track_id),
+            )
+        )
+    return _make(
+        types.Detection3DArray, header=_header(types, now, frame_id), detections=detections
+    )
 
 
 def identity_colour(identity: str | None) -> tuple[float, float, float]:
@@ -219,19 +229,39 @@ def identity_colour(identity: str | None) -> tuple[float, float, float]:
 
 
 def _marker(
-    types: MessageTypes, *, header: Any, ns: str, marker_id: int, marker_type: int, action: int,
-    position: Any, scale: Any, colour: tuple[float, float, float, float], text: str,
+    types: MessageTypes,
+    *,
+    header: Any,
+    ns: str,
+    marker_id: int,
+    marker_type: int,
+    action: int,
+    position: Any,
+    scale: Any,
+    colour: tuple[float, float, float, float],
+    text: str,
 ) -> Any:
     return _make(
         types.Marker,
-        header=header, ns=ns, id=marker_id, type=marker_type, action=action,
-        pose=_pose(types, position), scale=_vector(types, scale),
+        header=header,
+        ns=ns,
+        id=marker_id,
+        type=marker_type,
+        action=action,
+        pose=_pose(types, position),
+        scale=_vector(types, scale),
         color=_make(types.ColorRGBA, r=colour[0], g=colour[1], b=colour[2], a=colour[3]),
         lifetime=_make(types.Duration, sec=0, nanosec=MARKER_LIFETIME_NS),
-        frame_locked=False, points=[], colors=[], texture_resource="",
-        texture=_make(types.CompressedImage, header=header, format="",
-                      data=np.zeros(0, dtype=np.uint8)),
-        uv_coordinates=[], text=text, mesh_resource="",
+        frame_locked=False,
+        points=[],
+        colors=[],
+        texture_resource="",
+        texture=_make(
+            types.CompressedImage, header=header, format="", data=np.zeros(0, dtype=np.uint8)
+        ),
+        uv_coordinates=[],
+        text=text,
+        mesh_resource="",
         mesh_file=_make(types.MeshFile, filename="", data=np.zeros(0, dtype=np.uint8)),
         mesh_use_embedded_materials=False,
     )
@@ -243,25 +273,53 @@ def markers_msg(
     """`/reid/markers`: DELETEALL, then per track a translucent box and a text label."""
     header = _header(types, result_stamp_ns(result, stamp_ns), frame_id)
     marker = types.Marker
-    markers = [_marker(types, header=header, ns=MARKER_NS_BOX, marker_id=0,
-                       marker_type=marker.CUBE, action=marker.DELETEALL, position=(0, 0, 0),
-                       scale=(1, 1, 1), colour=(0, 0, 0, 0), text="")]
+    markers = [
+        _marker(
+            types,
+            header=header,
+            ns=MARKER_NS_BOX,
+            marker_id=0,
+            marker_type=marker.CUBE,
+            action=marker.DELETEALL,
+            position=(0, 0, 0),
+            scale=(1, 1, 1),
+            colour=(0, 0, 0, 0),
+            text="",
+        )
+    ]
     for track in result.tracks:
         r, g, b = identity_colour(track.identity)
         name = track.identity if track.identity is not None else UNKNOWN
         size = np.maximum(np.asarray(track.extent, np.float64), 0.05)
-        markers.append(_marker(
-            types, header=header, ns=MARKER_NS_BOX, marker_id=track.track_id,
-            marker_type=marker.CUBE, action=marker.ADD, position=track.position,
-            scale=size, colour=(r, g, b, 0.35), text="",
-        ))
+        markers.append(
+            _marker(
+                types,
+                header=header,
+                ns=MARKER_NS_BOX,
+                marker_id=track.track_id,
+                marker_type=marker.CUBE,
+                action=marker.ADD,
+                position=track.position,
+                scale=size,
+                colour=(r, g, b, 0.35),
+                text="",
+            )
+        )
         label_at = np.asarray(track.position, np.float64) + np.array([0.0, 0.0, size[2] / 2 + 0.3])
-        markers.append(_marker(
-            types, header=header, ns=MARKER_NS_LABEL, marker_id=track.track_id,
-            marker_type=marker.TEXT_VIEW_FACING, action=marker.ADD, position=label_at,
-            scale=(0.0, 0.0, 0.25), colour=(r, g, b, 1.0),
-            text=f"{track.track_id}: {name} {track.score:.2f}",
-        ))
+        markers.append(
+            _marker(
+                types,
+                header=header,
+                ns=MARKER_NS_LABEL,
+                marker_id=track.track_id,
+                marker_type=marker.TEXT_VIEW_FACING,
+                action=marker.ADD,
+                position=label_at,
+                scale=(0.0, 0.0, 0.25),
+                colour=(r, g, b, 1.0),
+                text=f"{track.track_id}: {name} {track.score:.2f}",
+            )
+        )
     return _make(types.MarkerArray, markers=markers)
 
 
@@ -269,7 +327,11 @@ def _status(
     types: MessageTypes, *, level: int, name: str, message: str, values: dict[str, str]
 ) -> Any:
     return _make(
-        types.DiagnosticStatus, level=level, name=name, message=message, hardware_id="rt_reid",
+        types.DiagnosticStatus,
+        level=level,
+        name=name,
+        message=message,
+        hardware_id="rt_reid",
         values=[_make(types.KeyValue, key=k, value=v) for k, v in values.items()],
     )
 
@@ -292,35 +354,57 @@ def latency_msg(
     )
     if receipt_to_publish_s is not None:
         values["receipt_to_publish_ms"] = f"{receipt_to_publish_s * 1e3:.3f}"
-    status = _status(types, level=types.DiagnosticStatus.OK, name=LATENCY_STATUS,
-                     message=f"{len(result.tracks)} tracks", values=values)
-    return _make(types.DiagnosticArray,
-                 header=_header(types, result_stamp_ns(result, stamp_ns), ""), status=[status])
+    status = _status(
+        types,
+        level=types.DiagnosticStatus.OK,
+        name=LATENCY_STATUS,
+        message=f"{len(result.tracks)} tracks",
+        values=values,
+    )
+    return _make(
+        types.DiagnosticArray,
+        header=_header(types, result_stamp_ns(result, stamp_ns), ""),
+        status=[status],
+    )
 
 
 def diagnostics_msg(diag: PipelineDiagnostics, types: MessageTypes, *, stamp_ns: int) -> Any:
     """`/diagnostics`: pipeline status (backend, frames, drops, resets) and one status per IMU."""
     ok, warn = types.DiagnosticStatus.OK, types.DiagnosticStatus.WARN
-    statuses = [_status(
-        types, level=warn if diag.unknown_imu_devices or diag.dropped_frames else ok,
-        name="rt_reid: pipeline", message=f"backend {diag.backend}",
-        values={
-            "backend": diag.backend, "frames": str(diag.frames),
-            "dropped_frames": str(diag.dropped_frames), "resets": str(diag.resets),
-            "encoded_windows": str(diag.encoded_windows),
-            "unknown_imu_devices": ",".join(f"{i}/{s}" for i, s in diag.unknown_imu_devices),
-            "silent_identities": ",".join(diag.silent_identities),
-        },
-    )]
+    statuses = [
+        _status(
+            types,
+            level=warn if diag.unknown_imu_devices or diag.dropped_frames else ok,
+            name="rt_reid: pipeline",
+            message=f"backend {diag.backend}",
+            values={
+                "backend": diag.backend,
+                "frames": str(diag.frames),
+                "dropped_frames": str(diag.dropped_frames),
+                "resets": str(diag.resets),
+                "encoded_windows": str(diag.encoded_windows),
+                "unknown_imu_devices": ",".join(f"{i}/{s}" for i, s in diag.unknown_imu_devices),
+                "silent_identities": ",".join(diag.silent_identities),
+            },
+        )
+    ]
     for (identity, site), stats in sorted(diag.imu_devices.items()):
         incomplete = {k: v for k, v in diag.imu_incomplete.items() if k.startswith(f"{identity}/")}
         silent = identity in diag.silent_identities
-        values = {"accepted": str(stats.accepted), "resets": str(stats.resets),
-                  "newest_stamp": "" if stats.newest_stamp is None else f"{stats.newest_stamp:.6f}"}
+        values = {
+            "accepted": str(stats.accepted),
+            "resets": str(stats.resets),
+            "newest_stamp": "" if stats.newest_stamp is None else f"{stats.newest_stamp:.6f}",
+        }
         values.update({f"rejected.{k}": str(v) for k, v in sorted(stats.rejected.items())})
         values.update({f"incomplete.{k}": str(v) for k, v in sorted(incomplete.items())})
-        statuses.append(_status(
-            types, level=warn if silent else ok, name=f"rt_reid: imu {identity}/{site}",
-            message="silent" if silent else "streaming", values=values,
-        ))
+        statuses.append(
+            _status(
+                types,
+                level=warn if silent else ok,
+                name=f"rt_reid: imu {identity}/{site}",
+                message="silent" if silent else "streaming",
+                values=values,
+            )
+        )
     return _make(types.DiagnosticArray, header=_header(types, stamp_ns, ""), status=statuses)

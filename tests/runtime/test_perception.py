@@ -281,7 +281,7 @@ def test_clusterer_splits_touching_people_only_with_predictions():
     clusterer = Clusterer(params=ClusterParams(), roi=params().roi)
     a, b = body_points(2.0, 0.0, seed=1), body_points(2.0, 0.42, seed=2)
     points = np.vstack([a, b])
-    heights = points[:, 2] - FLOOR
+    heights = (points[:, 2] - FLOOR).astype(np.float32)
     merged = clusterer.detect(points, heights, np.zeros((0, 2)))
     assert len(merged) == 1
     split = clusterer.detect(points, heights, np.array([[2.0, -0.05], [2.0, 0.47]]))
@@ -289,16 +289,23 @@ def test_clusterer_splits_touching_people_only_with_predictions():
     centres = sorted(d.position[1] for d in split)
     assert centres == pytest.approx([0.0, 0.42], abs=0.08)
     # two predictions closer than split_min_separation are one person: no split
-    assert len(clusterer.detect(a, a[:, 2] - FLOOR, np.array([[2.0, 0.0], [2.0, 0.1]]))) == 1
+    assert (
+        len(
+            clusterer.detect(
+                a, (a[:, 2] - FLOOR).astype(np.float32), np.array([[2.0, 0.0], [2.0, 0.1]])
+            )
+        )
+        == 1
+    )
 
 
 def test_oversized_untracked_cluster_is_split_at_heads():
     clusterer = Clusterer(params=ClusterParams(), roi=params().roi)
     row = np.vstack([head_and_shoulders(3.0, y, seed=i) for i, y in enumerate((-0.45, 0.0, 0.45))])
-    detections = clusterer.detect(row, row[:, 2] - FLOOR, np.zeros((0, 2)))
+    detections = clusterer.detect(row, (row[:, 2] - FLOOR).astype(np.float32), np.zeros((0, 2)))
     assert sorted(d.position[1] for d in detections) == pytest.approx([-0.45, 0.0, 0.45], abs=0.1)
     panel = cast(box(3.0, 0.0, size=(0.3, 1.4, 1.8)), seed=0, room=False)  # flat top: no heads
-    assert clusterer.detect(panel, panel[:, 2] - FLOOR, np.zeros((0, 2))) == []
+    assert clusterer.detect(panel, (panel[:, 2] - FLOOR).astype(np.float32), np.zeros((0, 2))) == []
 
 
 def test_two_people_touching_keep_their_ids():
@@ -310,7 +317,7 @@ def test_two_people_touching_keep_their_ids():
     left = [(xi, -1.0 - g / 2) for xi, g in zip(x, gap, strict=True)]
     right = [(xi, -1.0 + g / 2) for xi, g in zip(x, gap, strict=True)]
     results = walk(perception, [left, right], stamp)
-    ids_by_side = {"left": set(), "right": set()}
+    ids_by_side: dict[str, set[int]] = {"left": set(), "right": set()}
     for r, (_, yl), (_, yr) in zip(results[5:], left[5:], right[5:], strict=True):
         tracks = confirmed(r)
         assert len(tracks) == 2
