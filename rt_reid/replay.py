@@ -1,0 +1,439 @@
+"""Bag replay: run the pipeline on a recorded rosbag2 as fast as possible, deterministically.
+
+IMU messages are fed to the pipeline in bag order and each LiDAR frame drives one pipeline step,
+exactly as the live node would see them, but without waiting. Outputs go into an MCAP bag
+(`/reid/identities`, `/reid/markers`, `/reid/latency`, `/diagnostics`). When the input carries
+`/sim/ground_truth`, the stream identity metrics and the tracker's MOTA/IDF1 are computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from rt_reid import ros_msgs
+from rt_reid.bag import BagWriter, bag_topics, msg_class, read_messages
+from rt_reid.config import ReidConfig
+from rt_reid.errors import BagError, ConfigError, MessageError, ReidError
+from rt_reid.layouts import IMU_TOPIC_PREFIX, parse_imu_topic
+from rt_reid.manifest import load_manifest
+from rt_reid.metrics import (
+    GATE_M,
+    WARMUP_S,
+    Frame,
+    IdentityMetrics,
+    Labelled,
+    calibration_records,
+    expected_calibration_error,
+    frame_from_detections,
+    identity_metrics,
+    latency_percentiles,
+    match_frame,
+)
+from rt_reid.mot import MotFrame, tracking_metrics
+from rt_reid.pipeline import FrameResult, ReidPipeline
+from rt_reid.pointcloud import pointcloud2_to_xyz
+
+LOG = logging.getLogger(__name__)
+
+LIDAR_TOPIC = "/lidar/points"
+GROUND_TRUTH_TOPIC = "/sim/ground_truth"
+POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
+IMU = "sensor_msgs/msg/Imu"
+DETECTIONS = "vision_msgs/msg/Detection3DArray"
+IDENTITIES_TOPIC = "/reid/identities"
+MARKERS_TOPIC = "/reid/markers"
+LATENCY_TOPIC = "/reid/latency"
+DIAGNOSTICS_TOPIC = "/diagnostics"
+OUTPUT_TOPICS = (
+    (IDENTITIES_TOPIC, DETECTIONS),
+    (MARKERS_TOPIC, "visualization_msgs/msg/MarkerArray"),
+    (LATENCY_TOPIC, "diagnostic_msgs/msg/DiagnosticArray"),
+    (DIAGNOSTICS_TOPIC, "diagnostic_msgs/msg/DiagnosticArray"),
+)
+DIAGNOSTICS_EVERY = 10  # frames between /diagnostics messages (1 Hz at 10 Hz)
+
+
+@dataclass
+class ReplayResult:
+    """Everything one replay produced: counts, timings, outputs and (with ground truth) scores."""
+
+    in_bag: Path
+    out_bag: Path
+    model_dir: Path
+    backend: str
+    frame_rate_hz: float
+    identities: tuple[str, ...]
+    frames: int = 0
+    imu_messages: int = 0
+    points: int = 0  # finite LiDAR points over all processed frames
+    resets: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    bag_duration_s: float = 0.0
+    wall_s: float = 0.0
+    timings: dict[str, list[float]] = field(default_factory=dict)
+    outputs: list[Frame] = field(default_factory=list)
+    truth: list[Frame] = field(default_factory=list)
+    candidates: list[Frame] = field(default_factory=list)  # best candidate + margin per track
+    similarity: list[dict[str, NDArray[np.float64]]] = field(default_factory=list)
+    identity: IdentityMetrics | None = None
+    tracker: dict[str, float] | None = None
+    warmup_s: float = WARMUP_S
+    gate_m: float = GATE_M
+
+    @property
+    def realtime_factor(self) -> float:
+        """Bag time replayed per second of wall time."""
+        return self.bag_duration_s / self.wall_s if self.wall_s > 0 else float("nan")
+
+    @property
+    def label_confidence_ece(self) -> float:
+        """Expected calibration error of the published scores of labelled, matched tracks."""
+        records = calibration_records(self.truth, self.outputs, gate_m=self.gate_m)
+        return expected_calibration_error([s for s, _ in records], [c for _, c in records])[0]
+
+    @property
+    def points_per_frame(self) -> float:
+        """Mean finite points per LiDAR frame."""
+        return self.points / max(self.frames, 1)
+
+    @property
+    def similarity_by_person(self) -> tuple[list[str], list[str], NDArray[np.float64]]:
+        """Mean cosine of each ground-truth person's matched track to each identity.
+
+        Rows: identity-bearing persons sorted by identity (so the diagonal is the right pair
+        when the columns are the same identities), then bystanders; columns: `identities`.
+        """
+        sums: dict[str, NDArray[np.float64]] = {}
+        counts: dict[str, NDArray[np.float64]] = {}
+        names: dict[str, str] = {}
+        outputs = {
+            frame.stamp_ns: (frame, sim)
+            for frame, sim in zip(self.outputs, self.similarity, strict=True)
+        }
+        for truth in self.truth:
+            if truth.stamp_ns not in outputs:
+                continue
+            frame, sim = outputs[truth.stamp_ns]
+            for g, t in match_frame(truth.boxes, frame.boxes, gate_m=self.gate_m).items():
+                row = sim.get(frame.boxes[t].key)
+                if row is None:
+                    continue
+                person = truth.boxes[g]
+                names[person.key] = person.identity or f"bystander {person.key}"
+                valid = np.isfinite(row)
+                sums.setdefault(person.key, np.zeros(len(self.identities)))[valid] += row[valid]
+                counts.setdefault(person.key, np.zeros(len(self.identities)))[valid] += 1
+        keys = sorted(sums, key=lambda k: (names[k].startswith("bystander "), names[k]))
+        matrix = np.array(
+            [sums[k] / np.maximum(counts[k], 1) for k in keys], dtype=np.float64
+        ).reshape(len(keys), len(self.identities))
+        return [names[k] for k in keys], list(self.identities), matrix
+
+    def summary(self) -> dict[str, Any]:
+        """Headline numbers (the report's metrics.json)."""
+        data: dict[str, Any] = {
+            "in_bag": str(self.in_bag),
+            "out_bag": str(self.out_bag),
+            "model_dir": str(self.model_dir),
+            "backend": self.backend,
+            "frames": self.frames,
+            "imu_messages": self.imu_messages,
+            "resets": self.resets,
+            "skipped": dict(self.skipped),
+            "bag_duration_s": self.bag_duration_s,
+            "wall_s": self.wall_s,
+            "realtime_factor": self.realtime_factor,
+            "latency_ms": latency_percentiles(self.timings),
+        }
+        if self.identity is not None:
+            data["identity"] = self.identity.summary()
+            data["label_confidence_ece"] = self.label_confidence_ece
+        if self.tracker is not None:
+            data["tracker"] = self.tracker
+        return data
+
+
+def input_topics(path: Path) -> dict[str, tuple[str, int]]:
+    """Topics of an input bag; BagError says whether it is missing or unreadable."""
+    if not path.exists():
+        raise BagError(f"input bag {path} does not exist")
+    try:
+        return bag_topics(path)
+    except BagError as err:
+        raise BagError(f"input bag {path} is corrupt or truncated: {err.__cause__ or err}") from err
+
+
+def bag_identities(topics: dict[str, tuple[str, int]]) -> list[str]:
+    """Identities that publish IMU topics in a bag (sorted)."""
+    names = set()
+    for topic, (msgtype, _count) in topics.items():
+        if topic.startswith(IMU_TOPIC_PREFIX) and msgtype == IMU:
+            try:
+                names.add(parse_imu_topic(topic)[0])
+            except ConfigError:
+                LOG.warning("ignoring IMU topic %s: not /imu/<identity>/<site>", topic)
+    return sorted(names)
+
+
+def config_for_bag(
+    config: ReidConfig, topics: dict[str, tuple[str, int]], model_dir: Path
+) -> ReidConfig:
+    """The config with the model, its layout, and the identities the bag's IMU topics name."""
+    names = bag_identities(topics)
+    if not names:
+        raise BagError(f"the bag has no {IMU_TOPIC_PREFIX}<identity>/<site> Imu topics to identify")
+    data = config.to_dict()
+    data["model_dir"] = str(model_dir)
+    data["identities"] = {
+        "names": names,
+        "layout": load_manifest(model_dir).layout,
+        "layouts": {},
+    }
+    data["imu"]["clock_offsets_s"] = {
+        n: sites for n, sites in data["imu"]["clock_offsets_s"].items() if n in names
+    }
+    return ReidConfig.from_dict(data)
+
+
+def _labelled(
+    result: FrameResult, stamp: int
+) -> tuple[Frame, Frame, dict[str, NDArray[np.float64]]]:
+    """Output frame, candidate frame (best candidate + margin as score) and similarity rows."""
+    output = Frame(
+        stamp,
+        tuple(Labelled(str(t.track_id), t.identity, t.score, t.position) for t in result.tracks),
+    )
+    candidates = Frame(
+        stamp,
+        tuple(Labelled(str(t.track_id), t.candidate, t.margin, t.position) for t in result.tracks),
+    )
+    similarity = {str(t.track_id): result.similarity[i] for i, t in enumerate(result.tracks)}
+    return output, candidates, similarity
+
+
+class BagReplayer:
+    """Replays one bag through a fresh `ReidPipeline` and writes an output bag.
+
+    Input: a rosbag2 with `/lidar/points` and `/imu/<identity>/<site>`; output: an MCAP bag and a
+    `ReplayResult`. Malformed messages are counted in `ReplayResult.skipped` and skipped.
+    """
+
+    def __init__(
+        self,
+        *,
+        config: ReidConfig,
+        model_dir: Path,
+        backend: str | None = None,
+        warmup_s: float = WARMUP_S,
+        gate_m: float = GATE_M,
+    ) -> None:
+        self.config = config
+        self.model_dir = Path(model_dir)
+        self.backend = backend
+        self.warmup_s = warmup_s
+        self.gate_m = gate_m
+
+    def run(
+        self,
+        in_bag: Path,
+        out_bag: Path,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> ReplayResult:
+        """Replay `in_bag` into `out_bag`; `progress(n)` is called after every LiDAR frame."""
+        in_bag, out_bag = Path(in_bag), Path(out_bag)
+        topics = input_topics(in_bag)
+        if LIDAR_TOPIC not in topics or topics[LIDAR_TOPIC][0] != POINTCLOUD2:
+            raise BagError(
+                f"{in_bag} has no {LIDAR_TOPIC} PointCloud2 topic (topics: "
+                f"{', '.join(sorted(topics)) or 'none'})"
+            )
+        config = config_for_bag(self.config, topics, self.model_dir)
+        pipeline = ReidPipeline(
+            config=config,
+            model_dir=self.model_dir,
+            backend=self.backend,  # type: ignore[arg-type]
+        )
+        LOG.info("replaying %s with %s on %s", in_bag, self.model_dir, pipeline.backend_name)
+        result = ReplayResult(
+            in_bag=in_bag,
+            out_bag=out_bag,
+            model_dir=self.model_dir,
+            backend=pipeline.backend_name,
+            frame_rate_hz=1.0 / pipeline.frame_period,
+            identities=config.identities,
+            warmup_s=self.warmup_s,
+            gate_m=self.gate_m,
+        )
+        wanted = [LIDAR_TOPIC, GROUND_TRUTH_TOPIC] + [
+            topic
+            for topic, (msgtype, _) in topics.items()
+            if topic.startswith(IMU_TOPIC_PREFIX) and msgtype == IMU
+        ]
+        has_truth = topics.get(GROUND_TRUTH_TOPIC, ("", 0))[0] == DETECTIONS
+        types = ros_msgs.MessageTypes.from_lookup(msg_class)
+        first_ns: int | None = None
+        last_ns = 0
+        previous: FrameResult | None = None
+        start = time.perf_counter()
+        try:
+            with BagWriter(out_bag) as writer:
+                for declared in OUTPUT_TOPICS:
+                    writer.add_topic(*declared)
+                for item in read_messages(in_bag, topics=wanted):
+                    if item.topic == LIDAR_TOPIC:
+                        tic = time.perf_counter()
+                        try:
+                            xyz = pointcloud2_to_xyz(item.message)
+                            stamp_ns = ros_msgs.time_to_ns(item.message.header.stamp)
+                        except (MessageError, AttributeError, TypeError, ValueError) as err:
+                            self._skip(result, "lidar", err)
+                            continue
+                        decode_s = time.perf_counter() - tic
+                        frame = pipeline.process_frame(stamp_ns * 1e-9, xyz)
+                        if frame is previous:  # same stamp as the previous frame: dropped
+                            result.skipped["lidar_duplicate_stamp"] += 1
+                            continue
+                        previous = frame
+                        result.points += len(xyz)
+                        self._record(result, frame, stamp_ns, decode_s)
+                        self._write(
+                            writer,
+                            types,
+                            frame,
+                            pipeline,
+                            receive_ns=item.timestamp_ns,
+                            stamp_ns=stamp_ns,
+                            frame_id=config.frame_id,
+                            frame_count=result.frames,
+                        )
+                        first_ns = stamp_ns if first_ns is None else min(first_ns, stamp_ns)
+                        last_ns = max(last_ns, stamp_ns)
+                        if progress is not None:
+                            progress(1)
+                    elif item.topic == GROUND_TRUTH_TOPIC:
+                        try:
+                            result.truth.append(frame_from_detections(item.message))
+                        except MessageError as err:
+                            self._skip(result, "ground_truth", err)
+                    else:
+                        identity, site = parse_imu_topic(item.topic)
+                        try:
+                            sample = ros_msgs.imu_sample(item.message)
+                        except (MessageError, AttributeError, TypeError, ValueError) as err:
+                            self._skip(result, "imu", err)
+                            continue
+                        result.imu_messages += 1
+                        rejected = pipeline.add_imu(
+                            identity,
+                            site,
+                            sample.stamp_s,
+                            sample.orientation_xyzw,
+                            sample.specific_force,
+                            sample.angular_velocity,
+                        )
+                        if rejected is not None:
+                            result.skipped[f"imu_{rejected}"] += 1
+        except BagError as err:
+            raise BagError(
+                f"input bag {in_bag} is corrupt or truncated: replay stopped after "
+                f"{result.frames} LiDAR frames ({out_bag} holds their outputs): "
+                f"{err.__cause__ or err}"
+            ) from err
+        result.wall_s = time.perf_counter() - start
+        result.resets = pipeline.diagnostics().resets
+        if first_ns is not None:
+            result.bag_duration_s = (last_ns - first_ns) * 1e-9 + pipeline.frame_period
+        if result.frames == 0:
+            raise ReidError(f"{in_bag}: no LiDAR frame could be processed ({dict(result.skipped)})")
+        if has_truth and result.truth:
+            result.identity = identity_metrics(
+                result.truth, result.outputs, warmup_s=self.warmup_s, gate_m=self.gate_m
+            )
+            result.tracker = tracker_metrics(result.truth, result.outputs, gate_m=self.gate_m)
+        return result
+
+    @staticmethod
+    def _skip(result: ReplayResult, kind: str, err: Exception) -> None:
+        """Count a malformed message and log the first of each kind."""
+        if result.skipped[kind] == 0:
+            LOG.warning("skipping malformed %s message (further ones only counted): %s", kind, err)
+        result.skipped[kind] += 1
+
+    @staticmethod
+    def _record(result: ReplayResult, frame: FrameResult, stamp_ns: int, decode_s: float) -> None:
+        """Keep a frame's outputs and timings (decode counted into the end-to-end total)."""
+        output, candidates, similarity = _labelled(frame, stamp_ns)
+        result.outputs.append(output)
+        result.candidates.append(candidates)
+        result.similarity.append(similarity)
+        stages = {"decode": decode_s, **frame.perception_timings, **frame.timings}
+        stages["total"] = frame.timings.get("total", 0.0) + decode_s
+        for stage, seconds in stages.items():
+            result.timings.setdefault(stage, []).append(seconds)
+        result.frames += 1
+
+    @staticmethod
+    def _write(
+        writer: BagWriter,
+        types: ros_msgs.MessageTypes,
+        frame: FrameResult,
+        pipeline: ReidPipeline,
+        *,
+        receive_ns: int,
+        stamp_ns: int,
+        frame_id: str,
+        frame_count: int,
+    ) -> None:
+        """Write one frame's output messages at the LiDAR message's bag time."""
+        writer.write(
+            IDENTITIES_TOPIC,
+            receive_ns,
+            ros_msgs.detections_msg(frame, types, frame_id=frame_id, stamp_ns=stamp_ns),
+        )
+        writer.write(
+            MARKERS_TOPIC,
+            receive_ns,
+            ros_msgs.markers_msg(frame, types, frame_id=frame_id, stamp_ns=stamp_ns),
+        )
+        writer.write(
+            LATENCY_TOPIC, receive_ns, ros_msgs.latency_msg(frame, types, stamp_ns=stamp_ns)
+        )
+        if frame_count % DIAGNOSTICS_EVERY == 1:
+            writer.write(
+                DIAGNOSTICS_TOPIC,
+                receive_ns,
+                ros_msgs.diagnostics_msg(pipeline.diagnostics(), types, stamp_ns=stamp_ns),
+            )
+
+
+def tracker_metrics(truth: list[Frame], outputs: list[Frame], *, gate_m: float) -> dict[str, float]:
+    """MOTA/IDF1 of the LiDAR tracks against ground-truth persons (`rt_reid.mot`, motmetrics)."""
+    by_stamp = {frame.stamp_ns: frame for frame in outputs}
+    ids: dict[tuple[str, str], int] = {}
+
+    def numbered(kind: str, boxes: tuple[Labelled, ...]) -> list[int]:
+        return [ids.setdefault((kind, box.key), len(ids)) for box in boxes]
+
+    frames = []
+    for gt in sorted(truth, key=lambda f: f.stamp_ns):
+        out = by_stamp.get(gt.stamp_ns, Frame(gt.stamp_ns, ()))
+        frames.append(
+            MotFrame(
+                gt_ids=numbered("gt", gt.boxes),
+                gt_positions=np.array([b.position for b in gt.boxes]).reshape(-1, 3),
+                track_ids=numbered("track", out.boxes),
+                track_positions=np.array([b.position for b in out.boxes]).reshape(-1, 3),
+            )
+        )
+    scores = tracking_metrics(frames, max_distance=gate_m)
+    return {key: float(value) for key, value in asdict(scores).items()}
