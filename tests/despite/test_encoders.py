@@ -19,9 +19,8 @@ from despite.encoders import (
 from despite.ops import ball_query, furthest_point_sample, gather_points, group_points
 from rt_reid.errors import ConfigError, ReidError
 
-REFERENCE = (
-    Path(__file__).resolve().parents[3] / "shared/reference/despite_official_state_dict.json"
-)
+# Copy of shared/reference/despite_official_state_dict.json (official checkpoint names and shapes).
+REFERENCE = Path(__file__).resolve().parent / "data" / "despite_official_state_dict.json"
 # The parameter counts of the official encoders (despite_code_digest.md section 1).
 OFFICIAL_COUNTS = {"pointcloud": 591_432, "imu": 3_252_224, "skeleton": 16_860_672}
 
@@ -33,12 +32,9 @@ def paper() -> DespiteModel:
 
 
 def official_spec() -> dict[str, list[int]]:
-    if REFERENCE.is_file():
-        data = json.loads(REFERENCE.read_text())
-        shapes = {**data["tensors"], **data["buffers"]}
-        return {key: shapes[key] for key in data["state_dict_key_order"]}
-    pytest.skip(f"reference state-dict spec {REFERENCE} not present in this checkout")
-    raise AssertionError  # unreachable
+    data = json.loads(REFERENCE.read_text())
+    shapes = {**data["tensors"], **data["buffers"]}
+    return {key: shapes[key] for key in data["state_dict_key_order"]}
 
 
 def test_parameter_counts_match_official(paper: DespiteModel) -> None:
