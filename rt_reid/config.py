@@ -214,7 +214,7 @@ def _validator() -> jsonschema.protocols.Validator:
     registry: Registry[Any] = Registry().with_resource(uri, resource)
     validator_cls = jsonschema.validators.validator_for(root)
     validator_cls.check_schema(root)
-    return cast(jsonschema.protocols.Validator, validator_cls(root, registry=registry))
+    return validator_cls(root, registry=registry)
 
 
 def _with_defaults(data: Any, node: dict[str, Any]) -> Any:
