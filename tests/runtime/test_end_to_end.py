@@ -1,9 +1,10 @@
 """End to end: simulate a 4-person bag, replay it with the shipped model, check the identities.
 
 Thresholds, from measurements with the shipped `models/lipd4` on this CPU: this exact scene
-(replay is deterministic) reaches 0.896 identity accuracy, no wrong claim, no bystander
-labelled, IDF1 0.88. Other held-out 4-person scenes spread widely (bench/bench_identity.py:
-0.74 and 0.26 for seeds 1040/1041, the latter with 34 % of person-frames untracked), so the
+(replay is deterministic) reaches 0.865 identity accuracy with the shipped config/reid.yaml, no
+wrong claim, no bystander labelled. Other held-out 4-person scenes spread widely
+(bench/bench_identity.py: 0.878 for seed 1040 with the shipped defaults; 0.26 for seed 1041
+with the previous ones, 34 % of its person-frames untracked), so the
 threshold is tied to this scene, not to a crowd size: 0.70 leaves room for numeric differences
 across CPUs and ONNX Runtime versions and still fails on random or mismatched weights (0.0),
 broken preprocessing, or names put on the wrong people.
