@@ -6,7 +6,7 @@ write carry exact definitions and decode with any ROS 2 tool or the `mcap` reade
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -131,10 +131,17 @@ def bag_topics(path: Path | str) -> dict[str, tuple[str, int]]:
         raise BagError(f"cannot read bag {path}: {err}") from err
 
 
-def read_messages(path: Path | str, *, topics: Iterable[str] | None = None) -> Iterator[BagMessage]:
+def read_messages(
+    path: Path | str,
+    *,
+    topics: Iterable[str] | None = None,
+    on_undecodable: Callable[[BagError], None] | None = None,
+) -> Iterator[BagMessage]:
     """Yield decoded messages in timestamp order, optionally only from `topics`.
 
-    Any failure to open or decode the bag is raised as BagError naming the bag (and topic).
+    A failure to open or read the bag is raised as BagError naming the bag. A single message that
+    does not decode is raised too, unless `on_undecodable` is given: then it receives the error
+    (naming bag, topic and stamp) and reading goes on with the next message.
     """
     wanted = None if topics is None else set(topics)
     store = typestore()
@@ -145,10 +152,14 @@ def read_messages(path: Path | str, *, topics: Iterable[str] | None = None) -> I
                 try:
                     message = store.deserialize_cdr(raw, connection.msgtype)
                 except Exception as err:
-                    raise BagError(
+                    error = BagError(
                         f"{path}: cannot decode a {connection.msgtype} message on "
                         f"{connection.topic} at {timestamp} ns: {err}"
-                    ) from err
+                    )
+                    if on_undecodable is None:
+                        raise error from err
+                    on_undecodable(error)
+                    continue
                 yield BagMessage(connection.topic, connection.msgtype, timestamp, message)
     except BagError:
         raise

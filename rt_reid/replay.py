@@ -13,6 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -289,7 +290,8 @@ class BagReplayer:
             with BagWriter(out_bag) as writer:
                 for declared in OUTPUT_TOPICS:
                     writer.add_topic(*declared)
-                for item in read_messages(in_bag, topics=wanted):
+                undecodable = partial(self._skip, result, "undecodable")
+                for item in read_messages(in_bag, topics=wanted, on_undecodable=undecodable):
                     if item.topic == LIDAR_TOPIC:
                         tic = time.perf_counter()
                         try:

@@ -3,8 +3,17 @@
 from pathlib import Path
 
 import pytest
+from rosbags.rosbag2 import StoragePlugin, Writer
 
-from rt_reid.bag import BagWriter, bag_topics, header, msg_class, read_messages
+from rt_reid.bag import (
+    BAG_VERSION,
+    BagWriter,
+    bag_topics,
+    header,
+    msg_class,
+    read_messages,
+    typestore,
+)
 from rt_reid.errors import BagError
 from tests.mcap_reader import read_with_mcap
 
@@ -68,3 +77,28 @@ def test_corrupt_and_missing_bags_raise_bag_error(tmp_path: Path):
     mcap_file.write_bytes(mcap_file.read_bytes()[:40])
     with pytest.raises(BagError):
         list(read_messages(path))
+
+
+def test_undecodable_message_is_reported_and_skipped_on_request(tmp_path: Path):
+    path = tmp_path / "bag"
+    with BagWriter(path) as writer:
+        writer.write("/reid/identities", 5, _detections(5))
+        writer.write("/reid/identities", 7, _detections(7))
+    # Rewrite the bag with a garbage CDR payload between the two good messages.
+    broken = tmp_path / "broken"
+    good = list(read_messages(path))
+    store = typestore()
+    with Writer(broken, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP) as raw:
+        connection = raw.add_connection(
+            "/reid/identities", "vision_msgs/msg/Detection3DArray", typestore=store
+        )
+        raw.write(connection, 5, store.serialize_cdr(good[0].message, good[0].msgtype))
+        raw.write(connection, 6, b"\x00\x01\x00\x00\xff")
+        raw.write(connection, 7, store.serialize_cdr(good[1].message, good[1].msgtype))
+    with pytest.raises(BagError, match=r"cannot decode a vision_msgs/msg/Detection3DArray"):
+        list(read_messages(broken))
+    errors: list[BagError] = []
+    kept = list(read_messages(broken, on_undecodable=errors.append))
+    assert [m.timestamp_ns for m in kept] == [5, 7]
+    assert len(errors) == 1
+    assert "at 6 ns" in str(errors[0])
