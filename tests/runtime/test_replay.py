@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from mcap_ros2.reader import read_ros2_messages
+from rosbags.rosbag2 import StoragePlugin, Writer
 
 from rt_reid import cli
-from rt_reid.bag import BagWriter, bag_topics, read_messages
+from rt_reid.bag import BAG_VERSION, BagWriter, bag_topics, read_messages, typestore
 from rt_reid.config import load_config
 from rt_reid.errors import BagError, ReidError
 from rt_reid.paths import find_data, shipped_model
@@ -227,3 +229,25 @@ def test_cli_replay_writes_report_and_reports_errors(
     )
     assert code == 2
     assert "missing_bag" in capsys.readouterr().err
+
+
+def test_message_that_does_not_decode_is_counted_and_skipped(
+    scene_bag: Path, replayer: BagReplayer, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    store = typestore()
+    garbage_at: list[int] = []
+    with Writer(broken, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP) as raw:
+        connections: dict[str, Any] = {}
+        for item in read_messages(scene_bag):
+            if item.topic not in connections:
+                connections[item.topic] = raw.add_connection(
+                    item.topic, item.msgtype, typestore=store
+                )
+            data = bytes(store.serialize_cdr(item.message, item.msgtype))
+            if item.topic == LIDAR_TOPIC and not garbage_at:
+                data, garbage_at = b"\x00\x01\x00\x00\xff", [item.timestamp_ns]
+            raw.write(connections[item.topic], item.timestamp_ns, data)
+    result = replayer.run(broken, tmp_path / "out")
+    assert result.skipped["undecodable"] == 1
+    assert result.frames == bag_topics(scene_bag)[LIDAR_TOPIC][1] - 1
