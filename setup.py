@@ -69,6 +69,7 @@ setup(
             TORCH,
             "onnxscript>=0.1",
             "pytest>=8",
+            "pytest-timeout>=2",
             "hypothesis>=6",
             "ruff>=0.6",
             "mypy>=1.10",

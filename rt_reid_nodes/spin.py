@@ -1,4 +1,4 @@
-"""Shared `main()` of the nodes: rclpy init (Jazzy context manager or Humble), spin, shutdown."""
+"""Shared `main()` of the nodes: rclpy init (context manager where supported), spin, shutdown."""
 
 from __future__ import annotations
 
@@ -39,10 +39,10 @@ def run_node(
 ) -> None:
     """Initialise rclpy, spin the node on a fresh executor, shut down, exit with its status."""
     init = rclpy.init(args=args)
-    if init is not None:  # Jazzy and newer: rclpy.init() returns a context manager
+    if init is not None:  # Kilted/Rolling (ros2/rclpy#1298): init() returns a context manager
         with init:
             code = _spin(name, create_node, create_executor())
-    else:  # Humble: rclpy.init() returns None
+    else:  # Humble and Jazzy: rclpy.init() returns None
         try:
             code = _spin(name, create_node, create_executor())
         finally:

@@ -54,7 +54,9 @@ class WearableBridge(Node):  # type: ignore[misc]
         )
         keys = KeyStore(keys_dir)
         self._types = ImuTypes.from_lookup(get_message)
-        self._publishers = {
+        # Not `_publishers`: rclpy's Node (Iron and newer, so Jazzy) keeps its own list under that
+        # name and appends to it in every create_publisher() and empties it in destroy_node().
+        self._imu_publishers = {
             (reg.identity, site): self.create_publisher(Imu, f"imu/{reg.identity}/{site}", IMU_QOS)
             for reg in keys.allowed().values()
             for site in reg.sites
@@ -69,8 +71,9 @@ class WearableBridge(Node):  # type: ignore[misc]
         )
         self._ingest.start()
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
+        streams = len(self._imu_publishers)
         self.get_logger().info(
-            f"listening on {self._ingest.bound_endpoint} for {len(self._publishers)} IMU streams"
+            f"listening on {self._ingest.bound_endpoint} for {streams} IMU streams"
         )
 
     def _declare_string(self, name: str, description: str) -> str:
@@ -96,7 +99,7 @@ class WearableBridge(Node):  # type: ignore[misc]
 
     def _publish(self, packet: ImuPacket) -> None:
         """Ingest thread: one Imu message per sample of an accepted packet."""
-        publisher = self._publishers[(packet.identity, packet.site)]
+        publisher = self._imu_publishers[(packet.identity, packet.site)]
         for message in imu_messages(packet, self._types):
             publisher.publish(message)
 

@@ -362,6 +362,52 @@ def test_node_threading_and_qos_choices() -> None:
         assert needle in source, needle
 
 
+# Attributes rclpy.node.Node.__init__ sets on itself (Humble keeps some entity lists name-mangled,
+# Iron/Jazzy as `_publishers`, `_subscriptions`, ...): a subclass assigning one breaks the Node.
+RCLPY_NODE_ATTRIBUTES = {
+    "_context",
+    "_parameters",
+    "_publishers",
+    "_subscriptions",
+    "_clients",
+    "_services",
+    "_timers",
+    "_guards",
+    "_default_callback_group",
+    "_pre_set_parameters_callbacks",
+    "_on_set_parameters_callbacks",
+    "_post_set_parameters_callbacks",
+    "_parameters_callbacks",
+    "_rate_group",
+    "_allow_undeclared_parameters",
+    "_parameter_overrides",
+    "_descriptors",
+    "_logger",
+    "_parameter_event_publisher",
+    "_clock",
+    "_time_source",
+    "_parameter_service",
+    "_logger_service",
+    "_type_description_service",
+}
+
+
+@pytest.mark.parametrize("module", ["reid_node", "wearable_bridge"])
+def test_nodes_do_not_shadow_rclpy_node_attributes(module: str) -> None:
+    tree = _tree(ROOT / "rt_reid_nodes" / f"{module}.py")
+    assigned = {
+        target.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Attribute)
+        and isinstance(target.value, ast.Name)
+        and target.value.id == "self"
+    }
+    assert assigned
+    assert sorted(assigned & RCLPY_NODE_ATTRIBUTES) == []
+
+
 def test_package_xml_validates_and_declares_what_the_nodes_import() -> None:
     package = parse_package(str(ROOT / "package.xml"))
     package.validate()  # raises InvalidPackage on any format-3 violation
