@@ -76,20 +76,28 @@ def test_integrating_the_gyro_reproduces_orientation(scene):
         assert turned > 30.0, f"{site} barely rotates ({turned:.1f} deg): a weak test ({total})"
 
 
+def true_site_acceleration(person, site, stream, cfg):
+    """Sample times on the motion's clock and the mounted site's acceleration there.
+
+    An independent derivative: positions on a 4 ms grid, second differences via np.gradient,
+    linearly interpolated to the sample times.
+    """
+    mount = person.mounts[site]
+    true_times = stream.stamps - cfg.start_time_s - stream.true_offset_s
+    step = 0.004
+    grid = np.arange(true_times[0] - 0.02, true_times[-1] + 0.02, step)
+    rotations, positions = person.motion.evaluate(grid)
+    site_pos = positions[:, mount.joint] + rotations[:, mount.joint] @ mount.position
+    accel = np.gradient(np.gradient(site_pos, step, axis=0), step, axis=0)
+    return true_times, np.stack([np.interp(true_times, grid, accel[:, k]) for k in range(3)], 1)
+
+
 def test_accelerometer_matches_second_derivative_of_the_mounted_site(scene):
     person = next(p for p in scene.people if p.identity is not None)
     cfg = scene.config
     for site, stream in person.imu.items():
         mount = person.mounts[site]
-        true_times = stream.stamps - cfg.start_time_s - stream.true_offset_s
-        # independent derivative: positions on a 4 ms grid, second differences via np.gradient,
-        # linearly interpolated to the sample times
-        step = 0.004
-        grid = np.arange(true_times[0] - 0.02, true_times[-1] + 0.02, step)
-        rotations, positions = person.motion.evaluate(grid)
-        site_pos = positions[:, mount.joint] + rotations[:, mount.joint] @ mount.position
-        accel = np.gradient(np.gradient(site_pos, step, axis=0), step, axis=0)
-        accel_at = np.stack([np.interp(true_times, grid, accel[:, k]) for k in range(3)], 1)
+        true_times, accel_at = true_site_acceleration(person, site, stream, cfg)
         rotations, _ = person.motion.evaluate(true_times)
         sensor_rot = rotations[:, mount.joint] @ mount.rotation
         expected = np.einsum("nji,nj->ni", sensor_rot, accel_at + np.array([0.0, 0.0, GRAVITY]))
@@ -113,14 +121,7 @@ def test_shared_preprocessing_recovers_the_sites_true_acceleration(scene):
     person = next(p for p in scene.people if p.identity is not None)
     cfg = scene.config
     for site, stream in person.imu.items():
-        mount = person.mounts[site]
-        true_times = stream.stamps - cfg.start_time_s - stream.true_offset_s
-        step = 0.004
-        grid = np.arange(true_times[0] - 0.02, true_times[-1] + 0.02, step)
-        rotations, positions = person.motion.evaluate(grid)
-        site_pos = positions[:, mount.joint] + rotations[:, mount.joint] @ mount.position
-        accel = np.gradient(np.gradient(site_pos, step, axis=0), step, axis=0)
-        truth = np.stack([np.interp(true_times, grid, accel[:, k]) for k in range(3)], 1)
+        _, truth = true_site_acceleration(person, site, stream, cfg)
         world = world_linear_acceleration(stream.orientation_xyzw, stream.specific_force)
         vertical_error = np.abs(world[:, 2] - truth[:, 2])
         horizontal_error = np.abs(np.hypot(*world[:, :2].T) - np.hypot(*truth[:, :2].T))
