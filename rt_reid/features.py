@@ -13,18 +13,15 @@ from typing import Literal
 
 import numpy as np
 import open3d as o3d
-from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation, Slerp
 
+from rt_reid.arrays import F64Array, FloatArray
 from rt_reid.errors import ReidError
 
 GRAVITY = 9.80665  # m/s^2, standard gravity used to remove gravity and to scale accelerations
 IMU_FEATURES = "heading_normalised_rotation_world_acceleration_v1"
 Centring = Literal["frame", "window"]
 CENTRINGS: tuple[Centring, ...] = ("frame", "window")
-
-FloatArray = NDArray[np.float32]
-F64Array = NDArray[np.float64]
 
 
 class PreprocessError(ReidError):

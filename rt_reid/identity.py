@@ -17,13 +17,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 from scipy.optimize import linear_sum_assignment, minimize
 
+from rt_reid.arrays import BoolArray, F64Array
 from rt_reid.errors import ReidError
-
-F64Array = NDArray[np.float64]
-BoolArray = NDArray[np.bool_]
 
 
 class CalibrationError(ReidError):

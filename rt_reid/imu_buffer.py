@@ -16,14 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.typing import NDArray
 
+from rt_reid.arrays import F64Array, FloatArray
 from rt_reid.features import imu_features, resample_imu
 
 LOG = logging.getLogger(__name__)
 
-F64Array = NDArray[np.float64]
-FloatArray = NDArray[np.float32]
 SAMPLE_WIDTH = 10  # per sample besides its stamp: quaternion xyzw, specific force, gyro
 PENDING_FLUSH = 1024  # queued samples merged eagerly beyond this, so memory stays bounded
 STREAM_SPACING_S = 1000.0  # time-axis spacing of devices resampled together (>> a window)

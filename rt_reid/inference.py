@@ -15,14 +15,13 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import numpy as np
-from numpy.typing import NDArray
 
+from rt_reid.arrays import FloatArray
 from rt_reid.errors import InferenceError, ManifestError
 from rt_reid.manifest import EncoderSpec, Manifest, load_manifest
 
 LOG = logging.getLogger(__name__)
 
-FloatArray = NDArray[np.float32]
 Backend = Literal["auto", "tensorrt", "cuda", "cpu"]
 BACKENDS: tuple[Backend, ...] = ("auto", "tensorrt", "cuda", "cpu")
 RUNTIME_MODALITIES = ("pointcloud", "imu")

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from numpy.typing import NDArray
 
+from rt_reid.arrays import F64Array, FloatArray
 from rt_reid.config import ReidConfig
 from rt_reid.errors import ConfigError
 from rt_reid.identity import IdentityAssigner
@@ -31,8 +31,6 @@ from rt_reid.windows import TrackWindows
 
 LOG = logging.getLogger(__name__)
 
-F64Array = NDArray[np.float64]
-FloatArray = NDArray[np.float32]
 STAGES = ("perception", "windows", "imu", "inference", "identity", "total")
 
 

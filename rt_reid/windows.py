@@ -17,13 +17,10 @@ from dataclasses import dataclass
 from typing import cast
 
 import numpy as np
-from numpy.typing import NDArray
 
+from rt_reid.arrays import F64Array, FloatArray
 from rt_reid.errors import ReidError
 from rt_reid.features import Centring, assemble_window, fill_missing_frames, sample_frame
-
-FloatArray = NDArray[np.float32]
-F64Array = NDArray[np.float64]
 
 
 class WindowError(ReidError):

@@ -16,7 +16,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from rt_reid.perception.frontend import FloatArray, Grid
+from rt_reid.arrays import FloatArray
+from rt_reid.perception.frontend import Grid
 from rt_reid.perception.params import ClusterParams, RoiParams
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+from rt_reid.arrays import FloatArray
 from rt_reid.errors import MessageError
 from rt_reid.perception.cluster import Clusterer
-from rt_reid.perception.frontend import BackgroundModel, FloatArray, GroundModel, Rays, roi_mask
+from rt_reid.perception.frontend import BackgroundModel, GroundModel, Rays, roi_mask
 from rt_reid.perception.params import PerceptionParams
 from rt_reid.perception.tracker import Track, Tracker
 

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from rt_reid.arrays import BoolArray, FloatArray
 from rt_reid.errors import ConfigError
 from rt_reid.perception.params import BackgroundParams, GroundParams, RoiParams
 
-FloatArray = npt.NDArray[np.float32]
-BoolArray = npt.NDArray[np.bool_]
 IndexArray = npt.NDArray[np.int64]
 
 CANDIDATE_REFRESH_S = (
