@@ -16,17 +16,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from numpy.typing import NDArray
 from scipy.optimize import linear_sum_assignment
 from tqdm import tqdm
 
 from despite.windows import FrameStore, WindowSpec, make_batch, window_labels
+from rt_reid.arrays import FloatArray, I64Array
 
 N_LIST = (2, 4, 8, 12, 16, 20, 24, 28, 32)
 RECALL_KS = (1, 10, 20, 50)
 MOMENT_TOLERANCE = 10  # frames: a retrieved window start within +-10 frames is a hit
-F32 = NDArray[np.float32]
-I64 = NDArray[np.int64]
 
 
 class Embedder(Protocol):
@@ -35,7 +33,7 @@ class Embedder(Protocol):
     spec: WindowSpec
     modalities: tuple[str, ...]
 
-    def embed(self, modality: str, inputs: F32) -> F32:
+    def embed(self, modality: str, inputs: FloatArray) -> FloatArray:
         """Un-normalised (B, D) embeddings of one modality's input windows."""
         ...
 
@@ -48,7 +46,7 @@ class TorchEmbedder:
         self.spec = spec
         self.modalities = tuple(m for m in model.modalities if m != "text")
 
-    def embed(self, modality: str, inputs: F32) -> F32:
+    def embed(self, modality: str, inputs: FloatArray) -> FloatArray:
         """Forward one batch without gradients."""
         import torch
 
@@ -88,7 +86,7 @@ class OnnxEmbedder:
             for m, spec in manifest.encoders.items()
         }
 
-    def embed(self, modality: str, inputs: F32) -> F32:
+    def embed(self, modality: str, inputs: FloatArray) -> FloatArray:
         """Run one session."""
         session, name = self.sessions[modality]
         return np.asarray(session.run(["embedding"], {name: inputs})[0], dtype=np.float32)
@@ -98,18 +96,23 @@ class OnnxEmbedder:
 class Embedded:
     """L2-normalised embeddings of windows: per modality (W, D), with each window's metadata."""
 
-    embeddings: dict[str, F32]
-    track: I64
-    start_time: I64  # frame index of the window start inside its scene
-    scene: I64
-    labels: I64
+    embeddings: dict[str, FloatArray]
+    track: I64Array
+    start_time: I64Array  # frame index of the window start inside its scene
+    scene: I64Array
+    labels: I64Array
 
 
 def embed_windows(
-    embedder: Embedder, store: FrameStore, starts: I64, *, batch: int = 64, progress: bool = True
+    embedder: Embedder,
+    store: FrameStore,
+    starts: I64Array,
+    *,
+    batch: int = 64,
+    progress: bool = True,
 ) -> Embedded:
     """Embed every window starting at `starts` with every modality of the embedder."""
-    out: dict[str, list[F32]] = {m: [] for m in embedder.modalities}
+    out: dict[str, list[FloatArray]] = {m: [] for m in embedder.modalities}
     for i in tqdm(range(0, len(starts), batch), desc="embed", disable=not progress):
         chunk = starts[i : i + batch]
         inputs = make_batch(store, chunk, embedder.spec, embedder.modalities)
@@ -154,7 +157,7 @@ class MatchingResult:
         }
 
 
-def score_scene(similarity: F32) -> tuple[float, float]:
+def score_scene(similarity: FloatArray) -> tuple[float, float]:
     """Accuracy of row i -> column i by per-row argmax and by Hungarian assignment."""
     n = similarity.shape[0]
     argmax = float(np.mean(np.argmax(similarity, axis=1) == np.arange(n)))

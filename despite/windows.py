@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from rt_reid.arrays import F64Array, FloatArray, I64Array
 from rt_reid.errors import ReidError
 from rt_reid.features import (
     CENTRINGS,
@@ -32,10 +33,6 @@ from rt_reid.layouts import get_layout
 FRAME_RATE_HZ = 10.0
 PELVIS = 0  # SMPL joint index used to centre skeletons
 MIN_OBSERVED_SHARE = 0.5  # a window needs points in at least half of its frames
-
-F32 = NDArray[np.float32]
-F64 = NDArray[np.float64]
-I64 = NDArray[np.int64]
 
 
 class DataError(ReidError):
@@ -83,24 +80,24 @@ class FrameStore:
     (the official LIPD pickle); otherwise IMU windows are made with `imu_features`.
     """
 
-    points: F32
-    centroids: F64
-    orientation: F64
-    acceleration: F64
-    skeleton: F32
-    activity: I64
+    points: FloatArray
+    centroids: F64Array
+    orientation: F64Array
+    acceleration: F64Array
+    skeleton: FloatArray
+    activity: I64Array
     observed: NDArray[np.bool_]
-    track: I64
-    scene: I64
-    person: I64
-    time: I64
-    imu_vectors: F32 | None = None
+    track: I64Array
+    scene: I64Array
+    person: I64Array
+    time: I64Array
+    imu_vectors: FloatArray | None = None
 
     def __len__(self) -> int:
         """Number of stored frames."""
         return len(self.track)
 
-    def window_starts(self, window_frames: int, *, stride: int = 1) -> I64:
+    def window_starts(self, window_frames: int, *, stride: int = 1) -> I64Array:
         """Global start frames of the windows inside one track with enough observed frames."""
         n = len(self)
         if n < window_frames:
@@ -116,7 +113,7 @@ class FrameStore:
         starts = starts[keep]
         first_of_track = np.r_[True, self.track[starts[1:]] != self.track[starts[:-1]]]
         phase = starts - np.maximum.accumulate(np.where(first_of_track, starts, 0))
-        kept: I64 = starts[phase % stride == 0]
+        kept: I64Array = starts[phase % stride == 0]
         return kept
 
     def save(self, path: Path, spec: WindowSpec) -> None:
@@ -196,7 +193,7 @@ def person_frames(
         orientation.append(resampled.orientation_xyzw)
         acceleration.append(resampled.world_acceleration)
     n = spec.points_per_frame
-    sampled: list[F32 | None] = []
+    sampled: list[FloatArray | None] = []
     centroids = np.zeros((len(frames), 3))
     observed = np.zeros(len(frames), dtype=bool)
     for k, t in enumerate(frames):
@@ -252,44 +249,44 @@ class Augmentation:
     imu_noise: float = 0.01  # Gaussian sigma on every IMU channel
     imu_scale: tuple[float, float] = (0.95, 1.05)
 
-    def points(self, windows: F32, rng: np.random.Generator) -> F32:
+    def points(self, windows: FloatArray, rng: np.random.Generator) -> FloatArray:
         """Augment (B, T, N, 3) point or joint windows: translate, jitter, then scale."""
         b = windows.shape[0]
         shift = rng.uniform(-self.translate, self.translate, (b, 1, 1, 3))
         noise = rng.normal(0.0, self.point_noise, windows.shape)
         scale = rng.uniform(*self.scale, (b, 1, 1, 1))
-        out: F32 = ((windows + shift + noise) * scale).astype(np.float32)
+        out: FloatArray = ((windows + shift + noise) * scale).astype(np.float32)
         return out
 
-    def imu(self, windows: F32, rng: np.random.Generator) -> F32:
+    def imu(self, windows: FloatArray, rng: np.random.Generator) -> FloatArray:
         """Augment (B, T, C) IMU feature windows: Gaussian jitter then one scale per window."""
         noise = rng.normal(0.0, self.imu_noise, windows.shape)
         scale = rng.uniform(*self.imu_scale, (windows.shape[0], 1, 1))
-        out: F32 = ((windows + noise) * scale).astype(np.float32)
+        out: FloatArray = ((windows + noise) * scale).astype(np.float32)
         return out
 
 
-def centre_skeleton(joints: F32, centring: Centring) -> F32:
+def centre_skeleton(joints: FloatArray, centring: Centring) -> FloatArray:
     """Skeleton window (T, 24, 3) centred like the point cloud: pelvis per frame or window mean."""
     pelvis = joints[:, PELVIS, :].astype(np.float64)
     offset = pelvis[:, None, :] if centring == "frame" else pelvis.mean(axis=0)[None, None, :]
-    out: F32 = (joints - offset).astype(np.float32)
+    out: FloatArray = (joints - offset).astype(np.float32)
     return out
 
 
 def make_batch(
     store: FrameStore,
-    starts: I64,
+    starts: I64Array,
     spec: WindowSpec,
     modalities: Sequence[str],
     *,
     augment: Augmentation | None = None,
     rng: np.random.Generator | None = None,
-) -> dict[str, F32]:
+) -> dict[str, FloatArray]:
     """Encoder inputs for windows starting at global frames `starts`, keyed by modality."""
     t = spec.window_frames
     idx = starts[:, None] + np.arange(t)[None, :]
-    batch: dict[str, F32] = {}
+    batch: dict[str, FloatArray] = {}
     if "pointcloud" in modalities:
         batch["pointcloud"] = np.stack(
             [assemble_window(store.points[i], store.centroids[i], spec.centring) for i in idx]
@@ -315,7 +312,7 @@ def make_batch(
     return batch
 
 
-def window_labels(store: FrameStore, starts: I64, spec: WindowSpec) -> I64:
+def window_labels(store: FrameStore, starts: I64Array, spec: WindowSpec) -> I64Array:
     """Activity label of each window: the label of its middle frame (start + T/2, official)."""
-    labels: I64 = store.activity[starts + spec.window_frames // 2]
+    labels: I64Array = store.activity[starts + spec.window_frames // 2]
     return labels

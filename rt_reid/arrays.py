@@ -6,3 +6,4 @@ from numpy.typing import NDArray
 FloatArray = NDArray[np.float32]
 F64Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
+I64Array = NDArray[np.int64]

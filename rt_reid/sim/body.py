@@ -11,10 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-F64 = NDArray[np.float64]
-I64 = NDArray[np.int64]
+from rt_reid.arrays import F64Array, I64Array
 
 JOINT_NAMES: tuple[str, ...] = (
     "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
@@ -35,7 +33,7 @@ class BodyShape:
 
     height: float
     girth: float
-    offsets: F64  # (24, 3), row 0 unused (the root)
+    offsets: F64Array  # (24, 3), row 0 unused (the root)
     reflectivity: float  # clothing reflectivity 0..1 (LiDAR intensity)
 
     @property
@@ -77,7 +75,7 @@ def random_shape(rng: np.random.Generator) -> BodyShape:
     return BodyShape(height, float(rng.uniform(0.85, 1.25)), offsets, float(rng.uniform(0.1, 0.6)))
 
 
-def euler_matrices(angles: F64) -> F64:
+def euler_matrices(angles: F64Array) -> F64Array:
     """Rotation matrices (..., 3, 3) = Rz(az) @ Ry(ay) @ Rx(ax) from angles (..., 3)."""
     cx, cy, cz = np.cos(angles[..., 0]), np.cos(angles[..., 1]), np.cos(angles[..., 2])
     sx, sy, sz = np.sin(angles[..., 0]), np.sin(angles[..., 1]), np.sin(angles[..., 2])
@@ -106,8 +104,11 @@ def with_ancestors(joints: set[int]) -> tuple[int, ...]:
 
 
 def forward_kinematics(
-    offsets: F64, root_rotation: F64, local: F64, joints: tuple[int, ...] = tuple(range(24))
-) -> tuple[F64, F64]:
+    offsets: F64Array,
+    root_rotation: F64Array,
+    local: F64Array,
+    joints: tuple[int, ...] = tuple(range(24)),
+) -> tuple[F64Array, F64Array]:
     """Global joint rotations (N, 24, 3, 3) and positions (N, 24, 3) with the root at the origin.
 
     `root_rotation` (N, 3, 3) is the pelvis orientation; `local` (N, 24, 3, 3) the joint rotations
@@ -126,8 +127,14 @@ def forward_kinematics(
 
 
 def _capsule(
-    start: F64, end: F64, radius_u: float, radius_v: float, *, around: int = 8, cap_rings: int = 2
-) -> tuple[F64, I64]:
+    start: F64Array,
+    end: F64Array,
+    radius_u: float,
+    radius_v: float,
+    *,
+    around: int = 8,
+    cap_rings: int = 2,
+) -> tuple[F64Array, I64Array]:
     """Triangle mesh of an elliptic capsule from `start` to `end` (u: forward-ish, v: sideways)."""
     axis = end - start
     length = float(np.linalg.norm(axis))
@@ -168,14 +175,14 @@ def _capsule(
 class BodyMesh:
     """Template surface of one person: vertices in their joint's frame, posed rigidly."""
 
-    vertices: F64  # (V, 3) in the frame of joint `joint_index[v]`
-    joint_index: I64  # (V,)
-    triangles: I64  # (F, 3)
+    vertices: F64Array  # (V, 3) in the frame of joint `joint_index[v]`
+    joint_index: I64Array  # (V,)
+    triangles: I64Array  # (F, 3)
 
-    def pose(self, rotations: F64, positions: F64) -> F64:
+    def pose(self, rotations: F64Array, positions: F64Array) -> F64Array:
         """World vertices (V, 3) for global joint rotations (24, 3, 3) and positions (24, 3)."""
         rot = rotations[self.joint_index]
-        posed: F64 = np.einsum("vij,vj->vi", rot, self.vertices) + positions[self.joint_index]
+        posed: F64Array = np.einsum("vij,vj->vi", rot, self.vertices) + positions[self.joint_index]
         return posed
 
 
@@ -184,7 +191,7 @@ def body_mesh(shape: BodyShape) -> BodyMesh:
     s, g, off = shape.height / REFERENCE_HEIGHT, shape.girth, shape.offsets
     zero = np.zeros(3)
     up = np.array([0.0, 0.0, 1.0])
-    pieces: list[tuple[str, F64, F64, float, float]] = [
+    pieces: list[tuple[str, F64Array, F64Array, float, float]] = [
         ("pelvis", off[1] + 0.02 * up, off[2] + 0.02 * up, 0.10 * g * s, 0.10 * g * s),
         ("spine1", -0.02 * up * s, off[6], 0.10 * g * s, 0.15 * g * s),
         ("spine2", zero, off[9] + 0.07 * up * s, 0.11 * g * s, 0.16 * g * s),

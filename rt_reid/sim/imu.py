@@ -15,12 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.spatial.transform import Rotation
 
+from rt_reid.arrays import F64Array
 from rt_reid.features import GRAVITY
 from rt_reid.sim.body import BodyShape, J
 from rt_reid.sim.config import SceneConfig
 from rt_reid.sim.motion import PersonMotion
 
-F64 = NDArray[np.float64]
 DIFF_STEP_S = 1e-3
 LEAD_S = 0.6  # IMU streams start this long before the first frame and end after the last
 
@@ -38,10 +38,10 @@ SITES: dict[str, tuple[str, str, float, tuple[float, float, float], float]] = {
 class ImuStream:
     """One device's samples as it reports them (stamps in the LiDAR clock, seconds)."""
 
-    stamps: F64  # (M,)
-    orientation_xyzw: F64  # (M, 4) sensor frame relative to the device's gravity-aligned frame
-    specific_force: F64  # (M, 3) m/s^2, sensor frame, +g up at rest
-    angular_velocity: F64  # (M, 3) rad/s, sensor frame
+    stamps: F64Array  # (M,)
+    orientation_xyzw: F64Array  # (M, 4) sensor frame relative to the device's gravity-aligned frame
+    specific_force: F64Array  # (M, 3) m/s^2, sensor frame, +g up at rest
+    angular_velocity: F64Array  # (M, 3) rad/s, sensor frame
     true_offset_s: float  # the device clock offset added to every stamp
 
 
@@ -51,8 +51,8 @@ class Mount:
 
     site: str
     joint: int
-    position: F64
-    rotation: F64
+    position: F64Array
+    rotation: F64Array
 
 
 def make_mount(site: str, shape: BodyShape, rng: np.random.Generator) -> Mount:
@@ -73,12 +73,12 @@ def make_mount(site: str, shape: BodyShape, rng: np.random.Generator) -> Mount:
 class IdealImu:
     """Noise-free readings at true times: orientation (N, 3, 3) sensor->room, f and omega (N, 3)."""
 
-    rotation: F64
-    specific_force: F64
-    angular_velocity: F64
+    rotation: F64Array
+    specific_force: F64Array
+    angular_velocity: F64Array
 
 
-def ideal_imus(motion: PersonMotion, mounts: list[Mount], times: F64) -> list[IdealImu]:
+def ideal_imus(motion: PersonMotion, mounts: list[Mount], times: F64Array) -> list[IdealImu]:
     """Exact-physics readings of every mount at `times` (scene seconds)."""
     h = DIFF_STEP_S
     rotations, positions = motion.evaluate(
@@ -102,12 +102,14 @@ def ideal_imus(motion: PersonMotion, mounts: list[Mount], times: F64) -> list[Id
     return out
 
 
-def sample_times(cfg: SceneConfig, rng: np.random.Generator) -> F64:
+def sample_times(cfg: SceneConfig, rng: np.random.Generator) -> F64Array:
     """True sample times of one device: its own 100 Hz grid with a random phase."""
     period = 1.0 / cfg.imu_rate_hz
     start = -LEAD_S - rng.uniform(0.0, period)
     end = cfg.frames / cfg.frame_rate_hz + LEAD_S
-    times: F64 = start + period * np.arange(int(np.ceil((end - start) / period)) + 1, dtype=float)
+    times: F64Array = start + period * np.arange(
+        int(np.ceil((end - start) / period)) + 1, dtype=float
+    )
     return times
 
 
@@ -123,7 +125,7 @@ def lost_samples(count: int, rate: float, rng: np.random.Generator) -> NDArray[n
 
 
 def device_stream(
-    ideal: IdealImu, times: F64, cfg: SceneConfig, rng: np.random.Generator
+    ideal: IdealImu, times: F64Array, cfg: SceneConfig, rng: np.random.Generator
 ) -> ImuStream:
     """What one device reports: noisy readings, drifting heading, offset and jittered stamps."""
     n, s = len(times), cfg.imu_noise_scale

@@ -14,11 +14,8 @@ import numpy as np
 import open3d as o3d
 from numpy.typing import NDArray
 
+from rt_reid.arrays import F64Array, FloatArray, I64Array
 from rt_reid.errors import ReidError
-
-F64 = NDArray[np.float64]
-F32 = NDArray[np.float32]
-I64 = NDArray[np.int64]
 
 
 class SimulationError(ReidError):
@@ -30,7 +27,7 @@ class LidarPreset:
     """Beam table of one sensor model; rows ordered top beam first, `rings` per row."""
 
     name: str
-    elevations_deg: F64
+    elevations_deg: F64Array
     rings: NDArray[np.int64]
     min_range: float
     max_range: float
@@ -64,7 +61,7 @@ PRESETS: dict[str, LidarPreset] = {
 }
 
 
-def rotation_rpy(roll: float, pitch: float, yaw: float) -> F64:
+def rotation_rpy(roll: float, pitch: float, yaw: float) -> F64Array:
     """Rotation matrix Rz(yaw) @ Ry(pitch) @ Rx(roll) (radians)."""
     cr, sr, cp, sp, cy, sy = (
         np.cos(roll),
@@ -77,7 +74,7 @@ def rotation_rpy(roll: float, pitch: float, yaw: float) -> F64:
     rz = np.array([[cy, -sy, 0], [sy, cy, 0], [0, 0, 1]])
     ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
     rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
-    result: F64 = rz @ ry @ rx
+    result: F64Array = rz @ ry @ rx
     return result
 
 
@@ -85,15 +82,15 @@ def rotation_rpy(roll: float, pitch: float, yaw: float) -> F64:
 class Scan:
     """One frame as a range image: ranges (B*C,) with inf = no return, labels and intensity."""
 
-    ranges: F32
+    ranges: FloatArray
     labels: NDArray[np.int16]  # person index per ray, -1 = room or nothing
-    intensity: F32
+    intensity: FloatArray
 
 
 class Lidar:
     """A static spinning LiDAR at `pose` (lidar -> room) with `columns` azimuth steps."""
 
-    def __init__(self, preset: LidarPreset, columns: int, pose: F64) -> None:
+    def __init__(self, preset: LidarPreset, columns: int, pose: F64Array) -> None:
         self.preset = preset
         self.columns = columns
         self.pose = pose
@@ -111,7 +108,7 @@ class Lidar:
         self._static_range = np.full(len(world), np.inf, dtype=np.float32)
         self._static_intensity = np.zeros(len(world), dtype=np.float32)
 
-    def set_room(self, vertices: F64, triangles: I64, reflectivity: F64) -> None:
+    def set_room(self, vertices: F64Array, triangles: I64Array, reflectivity: F64Array) -> None:
         """Ray-cast the static room once; later frames reuse these ranges."""
         scene = o3d.t.geometry.RaycastingScene()
         try:
@@ -131,17 +128,17 @@ class Lidar:
         self._static_intensity = _intensity(refl, cos, self._static_range)
 
     @property
-    def static_ranges(self) -> F32:
+    def static_ranges(self) -> FloatArray:
         """Range per ray (B*C,) of the room alone (inf = no return); read-only view."""
         view = self._static_range.view()
         view.flags.writeable = False
         return view
 
-    def sweep_offset(self, points: F64, frame_rate_hz: float) -> F64:
+    def sweep_offset(self, points: F64Array, frame_rate_hz: float) -> F64Array:
         """Seconds after the frame stamp at which the sweep reaches points (N, 3) in lidar frame."""
         azimuth = np.arctan2(points[:, 1], points[:, 0])
         column = np.mod((np.pi - azimuth) / (2 * np.pi), 1.0)
-        offset: F64 = column / frame_rate_hz
+        offset: F64Array = column / frame_rate_hz
         return offset
 
     def static_scan(self) -> Scan:
@@ -152,7 +149,7 @@ class Lidar:
             self._static_intensity.copy(),
         )
 
-    def _candidate_rays(self, vertices_lidar: F64) -> I64:
+    def _candidate_rays(self, vertices_lidar: F64Array) -> I64Array:
         """Indices of rays whose direction falls inside this body's angular bounding box."""
         xy = np.hypot(vertices_lidar[:, 0], vertices_lidar[:, 1])
         elevation = np.arctan2(vertices_lidar[:, 2], xy)
@@ -170,10 +167,10 @@ class Lidar:
         pad = np.deg2rad(0.5)
         el = np.deg2rad(self.preset.elevations_deg)
         beams = np.nonzero((el >= elevation.min() - pad) & (el <= elevation.max() + pad))[0]
-        rays: I64 = (beams[:, None] * self.columns + columns[None, :]).ravel()
+        rays: I64Array = (beams[:, None] * self.columns + columns[None, :]).ravel()
         return rays
 
-    def scan(self, bodies: list[tuple[F64, I64, float]]) -> Scan:
+    def scan(self, bodies: list[tuple[F64Array, I64Array, float]]) -> Scan:
         """Noise-free scan with `bodies` = [(vertices in room frame, triangles, reflectivity)]."""
         scan = self.static_scan()
         ranges, labels, intensity = scan.ranges, scan.labels, scan.intensity
@@ -241,10 +238,10 @@ def mix_edges(scan: Scan, columns: int, share: float, rng: np.random.Generator) 
     scan.labels[rays] = np.where(mixed - near < 0.3, scan.labels[rays], -1)
 
 
-def _intensity(reflectivity: F64, cos: F64, ranges: F32) -> F32:
+def _intensity(reflectivity: F64Array, cos: F64Array, ranges: FloatArray) -> FloatArray:
     """Return strength: Lambertian reflectivity, mild range fall-off, scaled to 0..255."""
     value = (
         255.0 * reflectivity * (0.25 + 0.75 * cos) / (1.0 + (np.minimum(ranges, 1e3) / 40.0) ** 2)
     )
-    result: F32 = np.clip(value, 0.0, 255.0).astype(np.float32)
+    result: FloatArray = np.clip(value, 0.0, 255.0).astype(np.float32)
     return result

@@ -16,9 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy.interpolate import CubicSpline
 
+from rt_reid.arrays import F64Array
 from rt_reid.sim.body import BodyShape, J, euler_matrices, forward_kinematics, with_ancestors
-
-F64 = NDArray[np.float64]
 
 ACTIVITIES: tuple[str, ...] = (
     "stand", "walk", "jog", "wave_one_arm", "wave_both_arms", "talk_gesture", "squat", "lunge",
@@ -34,17 +33,17 @@ FOOT_SOFTMIN_M = 0.005
 FEET = {J["left_foot"], J["right_foot"]}
 
 
-def smoother(x: F64) -> F64:
+def smoother(x: F64Array) -> F64Array:
     """Quintic smoothstep 6x^5 - 15x^4 + 10x^3 on [0, 1], clamped outside (C2)."""
     x = np.clip(x, 0.0, 1.0)
-    result: F64 = x * x * x * (x * (6.0 * x - 15.0) + 10.0)
+    result: F64Array = x * x * x * (x * (6.0 * x - 15.0) + 10.0)
     return result
 
 
-def bump(u: F64, start: float, end: float) -> F64:
+def bump(u: F64Array, start: float, end: float) -> F64Array:
     """sin^2 pulse that is 0 outside [start, end] and 1 in its middle (C1)."""
     x = np.clip((u - start) / (end - start), 0.0, 1.0)
-    result: F64 = np.sin(np.pi * x) ** 2
+    result: F64Array = np.sin(np.pi * x) ** 2
     return result
 
 
@@ -65,8 +64,8 @@ class Style:
     twist: float
     tempo: float  # speed factor for repetitive activities
     sway_amp: float
-    freqs: F64  # (6,) idle and gesture frequencies in Hz
-    phases: F64  # (8,) phases in rad
+    freqs: F64Array  # (6,) idle and gesture frequencies in Hz
+    phases: F64Array  # (8,) phases in rad
 
 
 def random_style(rng: np.random.Generator, shape: BodyShape) -> Style:
@@ -107,7 +106,7 @@ class Segment:
     end: float
     params: dict[str, float] = field(default_factory=dict)
 
-    def labels(self, t: F64) -> NDArray[np.int64]:
+    def labels(self, t: F64Array) -> NDArray[np.int64]:
         """Activity index per time (sit segments split into sit_down / sitting / stand_up)."""
         if self.kind != "sit":
             return np.full(t.shape, ACTIVITY_INDEX[self.kind], dtype=np.int64)
@@ -122,8 +121,8 @@ class Segment:
 class Pose:
     """Joint-angle offsets (n, 24, 3), extra pelvis lift (n,) for one activity at n times."""
 
-    angles: F64
-    lift: F64
+    angles: F64Array
+    lift: F64Array
 
     @classmethod
     def zeros(cls, n: int) -> Pose:
@@ -131,7 +130,7 @@ class Pose:
         return cls(np.zeros((n, 24, 3)), np.zeros(n))
 
 
-def _idle(t: F64, style: Style) -> Pose:
+def _idle(t: F64Array, style: Style) -> Pose:
     """Base posture: arms hanging, lean, breathing, weight shifts, looking around."""
     pose = Pose.zeros(len(t))
     a, f, p = pose.angles, style.freqs, style.phases
@@ -149,7 +148,7 @@ def _idle(t: F64, style: Style) -> Pose:
     return pose
 
 
-def _gait(phase: F64, style: Style, jog: float, amplitude: F64) -> Pose:
+def _gait(phase: F64Array, style: Style, jog: float, amplitude: F64Array) -> Pose:
     """Walking or jogging cycle at gait phase `phase` (left leg swings forward for sin > 0)."""
     pose = Pose.zeros(len(phase))
     a = pose.angles
@@ -172,7 +171,7 @@ def _gait(phase: F64, style: Style, jog: float, amplitude: F64) -> Pose:
     return pose
 
 
-def _wave_one_arm(tau: F64, seg: Segment, _style: Style) -> Pose:
+def _wave_one_arm(tau: F64Array, seg: Segment, _style: Style) -> Pose:
     """One arm raised sideways, waving from shoulder and elbow."""
     pose = Pose.zeros(len(tau))
     a, s = pose.angles, (1.0 if seg.params["side"] > 0 else -1.0)
@@ -185,7 +184,7 @@ def _wave_one_arm(tau: F64, seg: Segment, _style: Style) -> Pose:
     return pose
 
 
-def _wave_both_arms(tau: F64, seg: Segment, _style: Style) -> Pose:
+def _wave_both_arms(tau: F64Array, seg: Segment, _style: Style) -> Pose:
     """Both arms overhead, waving in or out of phase."""
     pose = Pose.zeros(len(tau))
     a = pose.angles
@@ -196,7 +195,7 @@ def _wave_both_arms(tau: F64, seg: Segment, _style: Style) -> Pose:
     return pose
 
 
-def _talk_gesture(tau: F64, _seg: Segment, style: Style) -> Pose:
+def _talk_gesture(tau: F64Array, _seg: Segment, style: Style) -> Pose:
     """Forearms up, gesturing at the person's own frequencies, nodding."""
     pose = Pose.zeros(len(tau))
     a, f, p = pose.angles, style.freqs * style.tempo + 0.3, style.phases
@@ -210,7 +209,7 @@ def _talk_gesture(tau: F64, _seg: Segment, style: Style) -> Pose:
     return pose
 
 
-def _flat_feet(a: F64) -> None:
+def _flat_feet(a: F64Array) -> None:
     """Set ankle pitch so both feet stay flat given pelvis, hip and knee pitch."""
     for side in ("left", "right"):
         a[:, J[f"{side}_ankle"], 1] = -(
@@ -218,7 +217,7 @@ def _flat_feet(a: F64) -> None:
         )
 
 
-def _squat(tau: F64, seg: Segment, _style: Style) -> Pose:
+def _squat(tau: F64Array, seg: Segment, _style: Style) -> Pose:
     """Repeated squats, feet flat, arms forward for balance."""
     pose = Pose.zeros(len(tau))
     a = pose.angles
@@ -232,7 +231,7 @@ def _squat(tau: F64, seg: Segment, _style: Style) -> Pose:
     return pose
 
 
-def _lunge(tau: F64, seg: Segment, _style: Style) -> Pose:
+def _lunge(tau: F64Array, seg: Segment, _style: Style) -> Pose:
     """Alternating forward lunges."""
     pose = Pose.zeros(len(tau))
     a, period = pose.angles, seg.params["period"]
@@ -246,7 +245,7 @@ def _lunge(tau: F64, seg: Segment, _style: Style) -> Pose:
     return pose
 
 
-def _reach_up(tau: F64, seg: Segment, _style: Style) -> Pose:
+def _reach_up(tau: F64Array, seg: Segment, _style: Style) -> Pose:
     """Reaching up with one or both arms, heels rising."""
     pose = Pose.zeros(len(tau))
     a = pose.angles
@@ -266,7 +265,7 @@ def _reach_up(tau: F64, seg: Segment, _style: Style) -> Pose:
     return pose
 
 
-def _jump(tau: F64, seg: Segment, _style: Style) -> Pose:
+def _jump(tau: F64Array, seg: Segment, _style: Style) -> Pose:
     """Repeated jumps: crouch, arm swing, flight of the given height."""
     pose = Pose.zeros(len(tau))
     a = pose.angles
@@ -285,12 +284,12 @@ def _jump(tau: F64, seg: Segment, _style: Style) -> Pose:
     return pose
 
 
-def _turn_in_place(tau: F64, _seg: Segment, style: Style) -> Pose:
+def _turn_in_place(tau: F64Array, _seg: Segment, style: Style) -> Pose:
     """Small stepping while the planner turns the body."""
     return _gait(2 * np.pi * 1.6 * tau, style, 0.0, np.full(len(tau), 0.3))
 
 
-def _sit(tau: F64, seg: Segment, style: Style) -> Pose:
+def _sit(tau: F64Array, seg: Segment, style: Style) -> Pose:
     """Sit down, sit with small gestures, stand up (transitions of 1.5 s)."""
     pose = Pose.zeros(len(tau))
     a, duration = pose.angles, seg.end - seg.start
@@ -308,7 +307,7 @@ def _sit(tau: F64, seg: Segment, style: Style) -> Pose:
     return pose
 
 
-def _bend_pick_up(tau: F64, seg: Segment, _style: Style) -> Pose:
+def _bend_pick_up(tau: F64Array, seg: Segment, _style: Style) -> Pose:
     """Bending forward to pick something up, knees slightly bent."""
     pose = Pose.zeros(len(tau))
     a = pose.angles
@@ -323,12 +322,12 @@ def _bend_pick_up(tau: F64, seg: Segment, _style: Style) -> Pose:
     return pose
 
 
-def _stand(tau: F64, _seg: Segment, _style: Style) -> Pose:
+def _stand(tau: F64Array, _seg: Segment, _style: Style) -> Pose:
     """Idle standing: the base posture only."""
     return Pose.zeros(len(tau))
 
 
-ActivityFn = Callable[[F64, Segment, Style], Pose]
+ActivityFn = Callable[[F64Array, Segment, Style], Pose]
 STATIONARY: dict[str, ActivityFn] = {
     "stand": _stand, "wave_one_arm": _wave_one_arm, "wave_both_arms": _wave_both_arms,
     "talk_gesture": _talk_gesture, "squat": _squat, "lunge": _lunge, "reach_up": _reach_up,
@@ -388,7 +387,7 @@ class PersonMotion:
         )
         self._widths = widths
 
-    def weights(self, t: F64) -> list[F64]:
+    def weights(self, t: F64Array) -> list[F64Array]:
         """Blend weight of every segment at times t (they sum to one)."""
         out = []
         for i, seg in enumerate(self.segments):
@@ -398,7 +397,7 @@ class PersonMotion:
             out.append(np.asarray(rise * fall, dtype=np.float64) * np.ones_like(t))
         return out
 
-    def labels(self, t: F64) -> NDArray[np.int64]:
+    def labels(self, t: F64Array) -> NDArray[np.int64]:
         """Activity index per time: the segment with the largest weight."""
         weights = np.stack(self.weights(t))
         best = np.argmax(weights, axis=0)
@@ -409,7 +408,7 @@ class PersonMotion:
                 labels[mask] = seg.labels(t[mask])
         return labels
 
-    def evaluate(self, t: F64, joints: set[int] | None = None) -> tuple[F64, F64]:
+    def evaluate(self, t: F64Array, joints: set[int] | None = None) -> tuple[F64Array, F64Array]:
         """Global joint rotations (n, 24, 3, 3) and positions (n, 24, 3) in the room frame.
 
         With `joints`, only those joints (plus what the feet need) are computed, the rest are zero.
@@ -463,7 +462,7 @@ class PersonMotion:
         positions[:, :, 2] += (height + lift)[:, None]
         return rotations, positions
 
-    def _contact_heights(self, rotations: F64, positions: F64) -> F64:
+    def _contact_heights(self, rotations: F64Array, positions: F64Array) -> F64Array:
         """Heights (n, 4) of both heels and toes relative to the pelvis."""
         s = self.shape.height
         heel = np.array([-0.04 * s / 1.75, 0.0, -self.shape.heel_drop])

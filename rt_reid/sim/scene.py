@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 from tqdm import tqdm
 
+from rt_reid.arrays import F64Array, FloatArray, I64Array
 from rt_reid.layouts import get_layout
 from rt_reid.sim.body import BodyMesh, J, body_mesh, random_shape
 from rt_reid.sim.config import SceneConfig
@@ -16,9 +17,6 @@ from rt_reid.sim.lidar import PRESETS, Lidar, Scan, mix_edges, rotation_rpy
 from rt_reid.sim.motion import PersonMotion, random_style
 from rt_reid.sim.world import Planner, Room, make_room
 
-F64 = NDArray[np.float64]
-F32 = NDArray[np.float32]
-I64 = NDArray[np.int64]
 NOISE_STREAM = 0x5EED  # second seed word of the per-frame LiDAR noise generator
 IMU_STREAM = 0x1A0  # second seed word of the per-device IMU generators
 EDGE_STREAM = 0xED6  # second seed word of the per-frame mixed-pixel generator
@@ -31,26 +29,28 @@ class SimPerson:
     person_id: int
     identity: str | None
     present: NDArray[np.bool_]  # (T,)
-    points: list[F32]  # per frame (N_t, 3)
-    skeleton: F32  # (T, 24, 3)
-    activity: I64  # (T,)
+    points: list[FloatArray]  # per frame (N_t, 3)
+    skeleton: FloatArray  # (T, 24, 3)
+    activity: I64Array  # (T,)
     imu: dict[str, ImuStream]
     height_m: float
     motion: PersonMotion = field(repr=False)
     mesh: BodyMesh = field(repr=False)
     reflectivity: float = 0.3
     mounts: dict[str, Mount] = field(default_factory=dict, repr=False)
-    scan_times: F64 = field(default_factory=lambda: np.zeros(0), repr=False)  # when the beam hit
+    scan_times: F64Array = field(
+        default_factory=lambda: np.zeros(0), repr=False
+    )  # when the beam hit
 
 
 @dataclass
 class FrameReturns:
     """Per-ray result of one frame in LiDAR frame: xyz (B*C, 3) NaN where no return."""
 
-    xyz: F32
+    xyz: FloatArray
     labels: NDArray[np.int16]  # person id per ray, -1 = room / no return
-    intensity: F32
-    ranges: F32  # inf where no return
+    intensity: FloatArray
+    ranges: FloatArray  # inf where no return
 
 
 class SimScene:
@@ -63,15 +63,15 @@ class SimScene:
         lidar: Lidar,
         people: list[SimPerson],
         *,
-        hits: list[tuple[I64, F32, NDArray[np.int16], F32]],
+        hits: list[tuple[I64Array, FloatArray, NDArray[np.int16], FloatArray]],
         noise_model: FrameNoise,
     ) -> None:
         self.config = config
         self.room = room
         self.lidar = lidar
         self.people = people
-        self.lidar_pose: F64 = lidar.pose
-        self.frame_stamps: F64 = (
+        self.lidar_pose: F64Array = lidar.pose
+        self.frame_stamps: F64Array = (
             config.start_time_s + np.arange(config.frames) / config.frame_rate_hz
         )
         self._hits = hits
@@ -86,13 +86,13 @@ class SimScene:
         scan.intensity[rays] = intensity
         return finish_scan(scan, self.lidar, self._noise, t)
 
-    def frame_points(self, t: int) -> F32:
+    def frame_points(self, t: int) -> FloatArray:
         """All finite returns of frame t (room and people) in the LiDAR frame, (N, 3) float32."""
         xyz = self.frame_returns(t).xyz
-        points: F32 = xyz[np.isfinite(xyz[:, 0])]
+        points: FloatArray = xyz[np.isfinite(xyz[:, 0])]
         return points
 
-    def body_meshes(self, t: int) -> list[tuple[int, F64, I64]]:
+    def body_meshes(self, t: int) -> list[tuple[int, F64Array, I64Array]]:
         """(person id, vertices in the LiDAR frame, triangles) of everyone present at frame t."""
         rotation, origin = self.lidar_pose[:3, :3], self.lidar_pose[:3, 3]
         out = []
@@ -103,7 +103,7 @@ class SimScene:
                 out.append((person.person_id, vertices, person.mesh.triangles))
         return out
 
-    def room_mesh(self) -> tuple[F64, I64]:
+    def room_mesh(self) -> tuple[F64Array, I64Array]:
         """Static room mesh (vertices in the LiDAR frame, triangles)."""
         vertices, triangles, _ = self.room.mesh()
         rotation, origin = self.lidar_pose[:3, :3], self.lidar_pose[:3, 3]
@@ -130,16 +130,16 @@ class FrameNoise:
             0, NOISE_TABLE, size=(cfg.frames, 2)
         )
 
-    def __call__(self, t: int, rays: I64) -> tuple[F32, NDArray[np.bool_]]:
+    def __call__(self, t: int, rays: I64Array) -> tuple[FloatArray, NDArray[np.bool_]]:
         """Range noise (m) and kept-return mask for `rays` of frame t."""
-        noise: F32 = self._normal[(rays + self._shifts[t, 0]) % NOISE_TABLE]
+        noise: FloatArray = self._normal[(rays + self._shifts[t, 0]) % NOISE_TABLE]
         keep: NDArray[np.bool_] = self._keep[(rays + self._shifts[t, 1]) % NOISE_TABLE]
         return noise, keep
 
 
 def _measure(
-    lidar: Lidar, ranges: F32, noise: F32, keep: NDArray[np.bool_]
-) -> tuple[F32, NDArray[np.bool_]]:
+    lidar: Lidar, ranges: FloatArray, noise: FloatArray, keep: NDArray[np.bool_]
+) -> tuple[FloatArray, NDArray[np.bool_]]:
     """Noisy ranges and validity (return kept, finite, within the sensor's range limits)."""
     noisy = ranges + noise
     valid = keep & np.isfinite(noisy)
@@ -195,14 +195,14 @@ def simulate_scene(cfg: SceneConfig, *, progress: bool = False) -> SimScene:
 
     frame_times = np.arange(cfg.frames) / cfg.frame_rate_hz
     people: list[SimPerson] = []
-    posed: list[tuple[F64, F64]] = []
+    posed: list[tuple[F64Array, F64Array]] = []
     for i, motion in enumerate(motions):
         _, positions = motion.evaluate(frame_times)
         pelvis = positions[:, J["pelvis"]]
         skeleton = ((positions - pose[:3, 3]) @ pose[:3, :3]).astype(np.float32)
         # The beam sweeps the room during the frame: pose the body when it sweeps past the person.
         pelvis_lidar = (pelvis - pose[:3, 3]) @ pose[:3, :3]
-        scan_times: F64 = frame_times + lidar.sweep_offset(pelvis_lidar, cfg.frame_rate_hz)
+        scan_times: F64Array = frame_times + lidar.sweep_offset(pelvis_lidar, cfg.frame_rate_hz)
         posed.append(motion.evaluate(scan_times))
         people.append(
             SimPerson(
@@ -221,7 +221,7 @@ def simulate_scene(cfg: SceneConfig, *, progress: bool = False) -> SimScene:
             )
         )
 
-    hits: list[tuple[I64, F32, NDArray[np.int16], F32]] = []
+    hits: list[tuple[I64Array, FloatArray, NDArray[np.int16], FloatArray]] = []
     noise_model = FrameNoise(cfg)
     frames = range(cfg.frames)
     for t in tqdm(frames, desc="ray casting", unit="frame", disable=not progress):

@@ -18,11 +18,9 @@ from scipy.interpolate import CubicSpline
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import dijkstra
 
+from rt_reid.arrays import F64Array, I64Array
 from rt_reid.sim.config import SceneConfig
 from rt_reid.sim.motion import JOG_SPEED_FACTOR, Segment, Style, Trajectory, activity_params
-
-F64 = NDArray[np.float64]
-I64 = NDArray[np.int64]
 
 GRID_M = 0.1
 WALKABLE_CLEARANCE = 0.28  # graph nodes: at least this far from furniture and walls
@@ -74,12 +72,12 @@ class Room:
         x0 = self.width / 2
         return x0, self.door_y - 2.0, x0 + CORRIDOR_DEPTH, self.door_y + 2.0
 
-    def inside(self, x: F64, y: F64) -> NDArray[np.bool_]:
+    def inside(self, x: F64Array, y: F64Array) -> NDArray[np.bool_]:
         """True where (x, y) lies inside the room proper (not the corridor)."""
         result: NDArray[np.bool_] = (np.abs(x) < self.width / 2) & (np.abs(y) < self.depth / 2)
         return result
 
-    def mesh(self) -> tuple[F64, I64, F64]:
+    def mesh(self) -> tuple[F64Array, I64Array, F64Array]:
         """Vertices (V, 3), triangles (F, 3) and per-triangle reflectivity of all static boxes."""
         corners = np.array(
             [[i & 1, (i >> 1) & 1, (i >> 2) & 1] for i in range(8)], dtype=np.float64
@@ -242,11 +240,11 @@ class NavGrid:
         self._node = -np.ones(self.shape, dtype=np.int64)
         self._node[self.walkable] = np.arange(int(self.walkable.sum()))
         self._graph = self._build_graph()
-        self.goals: list[F64] = []
-        self._fields: list[F64] = []
+        self.goals: list[F64Array] = []
+        self._fields: list[F64Array] = []
         self._directions: list[NDArray[np.float32]] = []
 
-    def cell(self, xy: F64) -> tuple[int, int]:
+    def cell(self, xy: F64Array) -> tuple[int, int]:
         """Grid cell containing xy (clamped to the grid)."""
         i = np.clip(((xy - self.origin) / GRID_M).astype(int), 0, np.array(self.shape) - 1)
         return int(i[0]), int(i[1])
@@ -269,7 +267,7 @@ class NavGrid:
             (np.concatenate(weights), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n)
         ).tocsr()
 
-    def add_goals(self, goals: list[F64]) -> None:
+    def add_goals(self, goals: list[F64Array]) -> None:
         """Compute geodesic distance and descent direction fields for new goal points."""
         nodes = [self._node[self.cell(g)] for g in goals]
         distances = dijkstra(self._graph, directed=False, indices=nodes)
@@ -287,21 +285,21 @@ class NavGrid:
             self._fields.append(filled)
             self._directions.append((-grad / np.maximum(norm, 1e-9)).astype(np.float32))
 
-    def distance(self, goal: int, xy: F64) -> float:
+    def distance(self, goal: int, xy: F64Array) -> float:
         """Geodesic distance from xy to goal `goal` (straight line in the last metre)."""
         straight = float(np.linalg.norm(self.goals[goal] - xy))
         return straight if straight < 1.0 else float(self._fields[goal][self.cell(xy)])
 
-    def direction(self, goal: int, xy: F64) -> F64:
+    def direction(self, goal: int, xy: F64Array) -> F64Array:
         """Unit direction to walk from xy towards goal `goal` around obstacles."""
         delta = self.goals[goal] - xy
         straight = float(np.linalg.norm(delta))
         if straight < 1.0:
             return delta / max(straight, 1e-9)
-        direction: F64 = self._directions[goal][self.cell(xy)].astype(np.float64)
+        direction: F64Array = self._directions[goal][self.cell(xy)].astype(np.float64)
         return direction
 
-    def push_out(self, xy: F64) -> F64:
+    def push_out(self, xy: F64Array) -> F64Array:
         """Move points (N, 2) that are closer than BODY_RADIUS to an obstacle back out."""
         out = xy.copy()
         for k in range(len(out)):
@@ -324,7 +322,7 @@ class Task:
     goal: int = -1
     until: float = np.inf
     facing: float = 0.0
-    anchor: F64 | None = None
+    anchor: F64Array | None = None
     params: dict[str, float] = field(default_factory=dict)
     then: str = "act"
     pace: float = 1.0  # walking speed factor of this trip (cadence scales with its root)
@@ -338,7 +336,7 @@ class Agent:
 
     style: Style
     rng: np.random.Generator
-    pos: F64
+    pos: F64Array
     yaw: float
     task: Task
     leader: int = -1
@@ -346,7 +344,7 @@ class Agent:
     enter_at: float = -np.inf
     leave_at: float = np.inf
     return_at: float = np.inf
-    vel: F64 = field(default_factory=lambda: np.zeros(2))
+    vel: F64Array = field(default_factory=lambda: np.zeros(2))
     phase: float = 0.0
     chained: bool = False
     segments: list[Segment] = field(default_factory=list)
@@ -401,7 +399,7 @@ class Planner:
         candidates = nav.centres[nav.walkable & (nav.clearance >= 0.5)]
         candidates = candidates[room.inside(candidates[:, 0], candidates[:, 1])]
         order = self.rng.permutation(len(candidates))
-        spots: list[F64] = []
+        spots: list[F64Array] = []
         for i in order:
             if all(np.linalg.norm(candidates[i] - s) >= 1.1 for s in spots):
                 spots.append(candidates[i])
@@ -474,7 +472,7 @@ class Planner:
             agents.append(agent)
         return agents
 
-    def _free_spot(self, agent: Agent, pool: list[int], here: F64, min_distance: float) -> int:
+    def _free_spot(self, agent: Agent, pool: list[int], here: F64Array, min_distance: float) -> int:
         """A random unreserved spot of `pool`, preferring spots at least `min_distance` away."""
         others = [a.pos for a in getattr(self, "agents", []) if a is not agent]
         unreserved = [s for s in pool if s not in self.reserved]
@@ -621,7 +619,7 @@ class Planner:
             return False
         return t >= task.until
 
-    def _desired_velocity(self, index: int) -> F64:
+    def _desired_velocity(self, index: int) -> F64Array:
         """Velocity the agent wants: along the goal field, beside its partner, or still."""
         agent = self.agents[index]
         task = agent.task
@@ -714,7 +712,9 @@ class Planner:
             rate += 1.5 * float((lead.phase - agent.phase + np.pi) % (2 * np.pi) - np.pi)
         agent.phase += rate * PLANNER_DT
 
-    def _social(self, positions: F64, velocities: F64, moving: NDArray[np.bool_]) -> F64:
+    def _social(
+        self, positions: F64Array, velocities: F64Array, moving: NDArray[np.bool_]
+    ) -> F64Array:
         """Social-force accelerations (N, 2): exponential repulsion, pass on the right."""
         diff = positions[:, None, :] - positions[None, :, :]
         dist = np.linalg.norm(diff, axis=-1)
@@ -732,10 +732,10 @@ class Planner:
         tangent = np.stack([normal[..., 1], -normal[..., 0]], -1)
         tangent_weight = (0.6 * np.clip(ahead, 0, 1) * moving[:, None])[..., None]
         force = magnitude[..., None] * (normal + tangent_weight * tangent)
-        result: F64 = force.sum(axis=1)
+        result: F64Array = force.sum(axis=1)
         return result
 
-    def _separate(self, positions: F64) -> F64:
+    def _separate(self, positions: F64Array) -> F64Array:
         """Push apart any two people closer than PERSON_MIN_DISTANCE (hard constraint)."""
         out = positions.copy()
         for _ in range(3):
@@ -750,7 +750,7 @@ class Planner:
         return out
 
     @staticmethod
-    def _spline(times: F64, history: F64) -> Trajectory:
+    def _spline(times: F64Array, history: F64Array) -> Trajectory:
         """Smooth the 20 Hz record (sigma 0.15 s) and fit C2 cubic splines."""
         smooth = ndimage.gaussian_filter1d(history, sigma=3.0, axis=0, mode="nearest")
         x, y, yaw, phase = (CubicSpline(times, smooth[:, k]) for k in range(4))
