@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rt_reid.layouts import LAYOUTS
 from rt_reid.sim.bagio import write_bag
-from rt_reid.sim.config import CLOUD_LAYOUTS, LIDAR_PRESETS, SceneConfig
+from rt_reid.sim.config import BEHAVIOURS, CLOUD_LAYOUTS, LIDAR_PRESETS, SceneConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +26,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cloud-layout", choices=CLOUD_LAYOUTS, default=None,
         help="PointCloud2 layout (default: organized for os1-*, unorganized for vlp-16)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--behaviour", choices=BEHAVIOURS, default="mixed",
+        help="mixed: walking, activities, leaving (default); standing: after entering, everyone "
+        "walks to a spot and stands or sits there with only idle sway",
     )  # fmt: skip
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap")
     parser.add_argument("--seed", type=int, default=0, help="scene seed (0)")
@@ -47,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         cloud_layout=args.cloud_layout,
         point_labels=args.point_labels,
+        behaviour=args.behaviour,
     )
     started = time.perf_counter()
     summary = write_bag(cfg, args.out, storage=args.storage, progress=not args.no_progress)

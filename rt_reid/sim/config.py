@@ -10,6 +10,9 @@ from rt_reid.layouts import get_layout
 
 CloudLayout = Literal["unorganized", "organized"]
 CLOUD_LAYOUTS: tuple[CloudLayout, ...] = ("unorganized", "organized")
+Behaviour = Literal["mixed", "standing"]
+# mixed: walk, activities, sitting, leaving; standing: after entering, walk to a spot and stay there
+BEHAVIOURS: tuple[Behaviour, ...] = ("mixed", "standing")
 LIDAR_PRESETS = ("vlp-16", "os1-32", "os1-64", "os1-128")
 MAX_PEOPLE = 32
 DEFAULT_BYSTANDER_SHARE = 0.25  # bystanders=None -> round(25 % of the people), none for 1 person
@@ -44,6 +47,7 @@ class SceneConfig:
     imu_reorder: float = 0.01  # bags only: share of IMU messages swapped with the device's next
     imu_duplicates: float = 0.002  # bags only: fraction of IMU messages written twice
     enter_leave: bool = True  # some people enter late or leave through the door
+    behaviour: Behaviour = "mixed"  # "standing": after entering, walk to a spot, then stand/sit
     point_labels: bool = False  # bags only: add a `label` field (person id + 1, 0 = room)
     start_time_s: float = 1_700_000_000.0  # stamp of the first LiDAR frame (LiDAR clock)
 
@@ -90,6 +94,10 @@ class SceneConfig:
                 f"clock_jitter_s must be 0..{0.15 / self.imu_rate_hz:.4f} s (keeps stamps ordered)",
             ),
             (self.start_time_s >= 0.0, "start_time_s must be >= 0"),
+            (
+                self.behaviour in BEHAVIOURS,
+                f"behaviour must be one of {BEHAVIOURS}, got {self.behaviour!r}",
+            ),
         ]
         for name in ("dropout", "mixed_pixels", "packet_loss", "imu_reorder", "imu_duplicates"):
             value = getattr(self, name)

@@ -441,7 +441,7 @@ class Planner:
                 draw = rng.random()
                 if draw < 0.2:
                     outside, enter_at = True, float(rng.uniform(1.0, 0.4 * cfg.duration_s))
-                elif draw < 0.4:
+                elif draw < 0.4 and cfg.behaviour == "mixed":
                     leave_at = float(rng.uniform(0.4, 0.85) * cfg.duration_s)
                     if rng.random() < 0.5:
                         return_at = leave_at + float(rng.uniform(8.0, 20.0))
@@ -557,11 +557,14 @@ class Planner:
         """Choose the next task of agent `index` whose current task has finished."""
         agent, rng = self.agents[index], self.agents[index].rng
         inside = bool(self.room.inside(agent.pos[:1], agent.pos[1:])[0])
+        standing = self.cfg.behaviour == "standing"
         if agent.leader >= 0:
             lead = self.agents[agent.leader].task
             if lead.kind == "goto":
                 self._release(index)
                 self._start(index, Task("follow", lead.activity), t)
+            elif standing:
+                self._act(index, t, "stand", until=np.inf)
             else:
                 same = lead.kind == "act" and rng.random() < 0.5 and lead.activity != "sit"
                 self._act(index, t, lead.activity if same else None, until=max(lead.until, t + 1.0))
@@ -586,7 +589,9 @@ class Planner:
             self._goto(index, t, self.open_spots, "act", jog=False)
             return
         task = agent.task
-        if task.kind == "goto" and task.then == "sit":
+        if standing and task.kind == "goto":  # arrived: stay for the rest of the scene
+            self._act(index, t, "sit" if task.then == "sit" else "stand", until=np.inf)
+        elif task.kind == "goto" and task.then == "sit":
             self._act(index, t, "sit")
         elif task.kind == "goto":
             self._act(index, t)
@@ -599,7 +604,8 @@ class Planner:
             if free_chairs and rng.random() < 0.12:
                 self._goto(index, t, free_chairs, "sit", jog=False)
             else:
-                self._goto(index, t, self.open_spots, "act", jog=rng.random() < 0.12)
+                jog = not standing and rng.random() < 0.12
+                self._goto(index, t, self.open_spots, "act", jog=jog)
 
     def _finished(self, index: int, t: float) -> bool:
         """Whether agent `index`'s current task is over (arrived, stuck, timed out)."""
