@@ -6,9 +6,11 @@ import argparse
 import dataclasses
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from despite.config import TrainConfig, load_config
-from despite.windows import FrameStore
+if TYPE_CHECKING:  # torch-backed modules load only when training runs (fast --help)
+    from despite.config import TrainConfig
+    from despite.windows import FrameStore
 
 LOG = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ def training_store(config: TrainConfig, *, progress: bool) -> FrameStore:
 
 def run(args: argparse.Namespace) -> int:
     """Load the config, build the data, train, print the checkpoint path."""
+    from despite.config import load_config
     from despite.train import Trainer
 
     config = load_config(args.config)

@@ -6,6 +6,8 @@ write carry exact definitions and decode with any ROS 2 tool or the `mcap` reade
 
 from __future__ import annotations
 
+import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -19,6 +21,7 @@ from rosbags.typesys.store import Typestore
 
 from rt_reid.errors import BagError
 
+LOG = logging.getLogger(__name__)
 Storage = Literal["mcap", "sqlite3"]
 BAG_VERSION: Literal[8, 9] = 8  # readable by Humble (which reads up to 8) and Jazzy
 
@@ -120,6 +123,11 @@ class BagMessage:
     message: Any
 
 
+# What `rosbags` and its storage readers raise on a damaged file (struct and mcap parsing errors
+# surface as ValueError/OverflowError/IndexError, a short read as EOFError).
+READ_ERRORS = (ReaderError, OSError, ValueError, KeyError, EOFError, OverflowError, IndexError)
+
+
 def bag_topics(path: Path | str) -> dict[str, tuple[str, int]]:
     """Map topic -> (message type, message count) for a bag."""
     try:
@@ -127,8 +135,8 @@ def bag_topics(path: Path | str) -> dict[str, tuple[str, int]]:
             return {
                 topic: (info.msgtype or "", info.msgcount) for topic, info in reader.topics.items()
             }
-    except (ReaderError, OSError, ValueError, KeyError) as err:
-        raise BagError(f"cannot read bag {path}: {err}") from err
+    except READ_ERRORS as err:
+        raise BagError(f"cannot read bag {path}: {type(err).__name__}: {err}") from err
 
 
 def read_messages(
@@ -136,19 +144,27 @@ def read_messages(
     *,
     topics: Iterable[str] | None = None,
     on_undecodable: Callable[[BagError], None] | None = None,
+    on_lost: Callable[[str, int], None] | None = None,
 ) -> Iterator[BagMessage]:
     """Yield decoded messages in timestamp order, optionally only from `topics`.
 
     A failure to open or read the bag is raised as BagError naming the bag. A single message that
     does not decode is raised too, unless `on_undecodable` is given: then it receives the error
-    (naming bag, topic and stamp) and reading goes on with the next message.
+    (naming bag, topic and stamp) and reading goes on with the next message. `topics` naming no
+    topic of the bag yields nothing. When the file holds fewer messages of a topic than the bag's
+    metadata recorded (a damaged file that still parses), `on_lost(topic, missing)` is called
+    for each such topic at the end (default: a logged warning).
     """
     wanted = None if topics is None else set(topics)
     store = typestore()
     try:
         with Reader(Path(path)) as reader:
             connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
+            if not connections:  # rosbags reads an empty list as "every connection"
+                return
+            seen: Counter[int] = Counter()
             for connection, timestamp, raw in reader.messages(connections=connections):
+                seen[connection.id] += 1
                 try:
                     message = store.deserialize_cdr(raw, connection.msgtype)
                 except Exception as err:
@@ -161,7 +177,32 @@ def read_messages(
                     on_undecodable(error)
                     continue
                 yield BagMessage(connection.topic, connection.msgtype, timestamp, message)
+            _report_lost(path, connections, seen, on_lost)
     except BagError:
         raise
-    except (ReaderError, OSError, ValueError, KeyError, EOFError) as err:
-        raise BagError(f"cannot read bag {path}: {err}") from err
+    except READ_ERRORS as err:
+        raise BagError(f"cannot read bag {path}: {type(err).__name__}: {err}") from err
+
+
+def _report_lost(
+    path: Path | str,
+    connections: Iterable[Any],
+    seen: Counter[int],
+    on_lost: Callable[[str, int], None] | None,
+) -> None:
+    """Compare the messages read with the counts the bag's metadata recorded, per topic."""
+    missing: Counter[str] = Counter()
+    for connection in connections:
+        recorded = int(getattr(connection, "msgcount", 0) or 0)
+        if recorded > seen[connection.id]:
+            missing[connection.topic] += recorded - seen[connection.id]
+    for topic, count in sorted(missing.items()):
+        if on_lost is not None:
+            on_lost(topic, count)
+        else:
+            LOG.warning(
+                "%s: %d messages on %s recorded in the metadata are missing from the file",
+                path,
+                count,
+                topic,
+            )

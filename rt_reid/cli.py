@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -26,6 +27,33 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "wearables": ("rt_reid.wearables.emulator_cli", "emulate wearables from a bag's IMU topics"),
     "keys": ("rt_reid.wearables.keys_cli", "create and list CurveZMQ wearable key pairs"),
 }
+# Optional dependencies: module -> the install line that provides it.
+INSTALL: dict[str, str] = {
+    "torch": 'pip install -e ".[train]"',
+    "onnxscript": 'pip install -e ".[train]"',
+    "onnxruntime": 'pip install -e ".[cpu]" (or ".[gpu]")',
+    "tensorrt": 'pip install -e ".[trt]"',
+}
+# Commands that cannot even parse their options without an optional dependency.
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "train": ("torch",),
+    "evaluate": ("torch",),
+    "export": ("torch", "onnxscript"),
+}
+
+
+def missing_dependency(command: str, module: str) -> str:
+    """The message for a command whose optional dependency `module` is not installed."""
+    install = INSTALL.get(module, f"pip install {module}")
+    return f"rt-reid {command}: error: it needs {module}, which is not installed; run: {install}"
+
+
+def _absent(module: str) -> bool:
+    """True if `module` cannot be imported (checked without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is None
+    except (ImportError, ValueError):
+        return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,7 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, (module_name, help_text) in COMMANDS.items():
         sub = subparsers.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            module = importlib.import_module(module_name)
+            absent = [m for m in REQUIRES.get(name, ()) if _absent(m)]
+            if absent:
+                print(missing_dependency(name, absent[0]), file=sys.stderr)
+                return 2
+            try:
+                module = importlib.import_module(module_name)
+            except ModuleNotFoundError as err:
+                print(missing_dependency(name, (err.name or "?").split(".")[0]), file=sys.stderr)
+                return 2
             module.add_arguments(sub)
             runner = module.run
     args = parser.parse_args(args_list)
@@ -54,6 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return runner(args)
     except ReidError as err:
         print(f"rt-reid {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        root = (err.name or "").split(".")[0]
+        if root not in INSTALL:
+            raise
+        print(missing_dependency(args.command, root), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -86,6 +87,11 @@ class ReidConfig:
         errors = sorted(_validator().iter_errors(filled), key=lambda e: list(e.absolute_path))
         if errors:
             raise ConfigError("; ".join(_describe(error) for error in errors))
+        non_finite = non_finite_keys(filled)
+        if non_finite:
+            raise ConfigError(
+                f"{', '.join(non_finite)}: must be a finite number (NaN and infinity are refused)"
+            )
         ident = filled["identities"]
         unknown = sorted(set(ident["layouts"]) - set(ident["names"]))
         if unknown:
@@ -215,6 +221,17 @@ def _validator() -> jsonschema.protocols.Validator:
     validator_cls = jsonschema.validators.validator_for(root)
     validator_cls.check_schema(root)
     return validator_cls(root, registry=registry)
+
+
+def non_finite_keys(data: Any, prefix: str = "") -> list[str]:
+    """Dotted keys of every NaN or infinite number in a parameter dict (the schema lets them by)."""
+    if isinstance(data, dict):
+        return [k for key, v in data.items() for k in non_finite_keys(v, f"{prefix}{key}.")]
+    if isinstance(data, list | tuple):
+        return [k for i, v in enumerate(data) for k in non_finite_keys(v, f"{prefix}{i}.")]
+    if isinstance(data, float) and not math.isfinite(data):
+        return [prefix.rstrip(".")]
+    return []
 
 
 def _with_defaults(data: Any, node: dict[str, Any]) -> Any:

@@ -13,8 +13,7 @@ from pathlib import Path
 
 from rt_reid.errors import ReidError
 from rt_reid.paths import shipped_model
-from rt_reid.replay_cli import replay_bag, summary_lines
-from rt_reid.report import write_report
+from rt_reid.replay_cli import check_output_path, replay_bag, summary_lines
 
 DEFAULT_SEED = 1201
 
@@ -54,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Simulate, replay, report, and print a one-screen summary."""
+    from rt_reid.report import write_report
     from rt_reid.sim import SceneConfig, write_bag
 
     model = args.model if args.model is not None else shipped_model()
@@ -61,9 +61,13 @@ def run(args: argparse.Namespace) -> int:
         out_dir = Path(tempfile.mkdtemp(prefix="rt_reid_demo_"))
     else:
         out_dir = args.out
-        if out_dir.exists() and any(out_dir.iterdir()):
-            raise ReidError(f"--out {out_dir} exists and is not empty; choose a new directory")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+            raise ReidError(f"--out {out_dir} exists and is not an empty directory")
+        check_output_path(out_dir / "scene")
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise ReidError(f"cannot create --out {out_dir}: {err}") from err
     scene = SceneConfig(
         people=args.people,
         bystanders=args.bystanders,

@@ -25,8 +25,8 @@ import numpy as np
 import zmq
 from numpy.typing import NDArray
 
-from rt_reid.bag import read_messages, stamp_ns
-from rt_reid.errors import ConfigError
+from rt_reid.bag import bag_topics, read_messages, stamp_ns
+from rt_reid.errors import BagError, ConfigError
 from rt_reid.pipeline import FrameResult, ReidPipeline
 from rt_reid.pointcloud import pointcloud2_to_xyz
 from rt_reid.wearables.ingest import IngestStats, WearableIngest, pipeline_sink
@@ -305,6 +305,24 @@ class IdentityPublisher:
     def close(self) -> None:
         """Close the socket (lingering briefly so the last messages leave)."""
         self._socket.close()
+
+
+POINTCLOUD2 = "sensor_msgs/msg/PointCloud2"
+
+
+def check_lidar_topic(bag: Path, topic: str) -> None:
+    """BagError unless `bag` exists and has PointCloud2 messages on `topic` (naming what it has)."""
+    if not Path(bag).exists():
+        raise BagError(f"bag {bag} does not exist")
+    topics = bag_topics(bag)
+    present = ", ".join(f"{t} ({m})" for t, (m, _) in sorted(topics.items())) or "none"
+    msgtype, count = topics.get(topic, ("", 0))
+    if msgtype != POINTCLOUD2 or count == 0:
+        state = "absent" if topic not in topics else f"{msgtype} with {count} messages"
+        raise BagError(
+            f"{bag} has no {POINTCLOUD2} messages on the LiDAR topic {topic} ({state}); "
+            f"topics present: {present}; choose one with --lidar-topic"
+        )
 
 
 class LidarBagPlayer:

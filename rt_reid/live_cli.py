@@ -6,12 +6,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import numpy as np
-
-from rt_reid.config import load_config
-from rt_reid.live import run_live
-from rt_reid.pipeline import ReidPipeline
-
 LOG = logging.getLogger(__name__)
 
 
@@ -60,7 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run until the bag ends; print frames, drops, latency and wearable counters."""
+    import numpy as np
+
+    from rt_reid.config import load_config
+    from rt_reid.live import check_lidar_topic, run_live
+    from rt_reid.pipeline import ReidPipeline
+
     config = load_config(args.params, node_name=args.node_name)
+    check_lidar_topic(args.bag, args.lidar_topic)
     pipeline = ReidPipeline(config=config, model_dir=args.model)
     LOG.info("inference backend: %s", pipeline.backend_name)
     summary = run_live(

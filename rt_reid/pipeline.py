@@ -4,7 +4,8 @@ Per frame: perception (tracks with their points) -> track windows -> IMU windows
 identity on the same frame stamps -> one batched call per encoder -> cosine similarities ->
 evidence and gated assignment. Tracks are encoded every `encoding_stride` frames, spread over
 the stride's phases by track id, so the per-frame cost stays flat. `add_imu` may be called from
-any thread. A LiDAR stamp that goes backwards resets the pipeline (logged).
+any thread. A LiDAR stamp that jumps backwards by more than `imu.clock_jump_s` resets the pipeline
+(logged); a repeated or slightly late one is dropped and counted.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class PipelineDiagnostics:
     unknown_imu_devices: dict[tuple[str, str], int]
     imu_incomplete: dict[str, int]  # "identity/site:reason" -> windows not scored
     silent_identities: tuple[str, ...]
+    dropped_by_reason: dict[str, int] = field(default_factory=dict)  # "out_of_order", ...
+    warnings: tuple[str, ...] = ()  # degradations the shell detected (frame id, empty clouds...)
 
 
 class ReidPipeline:
@@ -152,6 +155,8 @@ class ReidPipeline:
         self._lock = threading.Lock()  # process_frame / reset against each other
         self._frames = self._dropped = self._resets = self._encoded = 0
         self._incomplete: Counter[str] = Counter()
+        self._drops: Counter[str] = Counter()  # dropped LiDAR frames by reason
+        self._empty_frames = 0  # LiDAR frames without a single finite point
         self._silent: tuple[str, ...] = ()
         self._rate_warned = False
 
@@ -193,19 +198,26 @@ class ReidPipeline:
     def process_frame(self, stamp_s: float, xyz: FloatArray) -> FrameResult:
         """Run one LiDAR frame (N, 3) points in the `lidar` frame stamped `stamp_s` seconds.
 
-        A frame with the same stamp as the previous one is dropped (counted) and the previous
-        result returned; an earlier stamp resets the pipeline first.
+        A frame with the same stamp as the previous one, or an earlier one by at most
+        `imu.clock_jump_s`, is dropped (counted) and the previous result returned; a stamp earlier
+        than that is a clock jump backwards (bag loop) and resets the pipeline first.
         """
         with self._lock:
             start = time.perf_counter()
             if self._last is not None and stamp_s <= self._last.stamp_s:
-                if stamp_s == self._last.stamp_s:
+                behind = self._last.stamp_s - stamp_s
+                if behind <= self.config.imu.store.clock_jump_s:  # repeated or slightly late
                     self._dropped += 1
+                    self._drops["duplicate_stamp" if behind == 0 else "out_of_order"] += 1
                     return self._last
                 self._reset(
                     f"LiDAR stamp went backwards from {self._last.stamp_s:.3f} s to {stamp_s:.3f} s"
                 )
             self._check_rate(stamp_s)
+            if len(xyz) == 0:
+                if self._empty_frames == 0:
+                    LOG.warning("LiDAR frame at %.3f s has no points (more are counted)", stamp_s)
+                self._empty_frames += 1
             perceived = self.perception.process(xyz, stamp_s)
             timings = {"perception": time.perf_counter() - start}
             result = self._step(stamp_s, perceived, timings)
@@ -328,6 +340,28 @@ class ReidPipeline:
             perception_timings=dict(perceived.timings),
         )
 
+    def _warnings(self) -> tuple[str, ...]:
+        """Why identity may be degraded: empty clouds, IMU clocks far from LiDAR time, drops."""
+        warnings = []
+        if self._empty_frames:
+            warnings.append(f"{self._empty_frames} of {self._frames} LiDAR frames had no points")
+        if self._drops:
+            drops = ", ".join(f"{n} {reason}" for reason, n in sorted(self._drops.items()))
+            warnings.append(f"LiDAR frames dropped: {drops}")
+        now = None if self._last is None else self._last.stamp_s
+        horizon = self.config.imu.store.buffer_s
+        for (identity, site), stats in sorted(self.imu.stats().items()):
+            if now is None or stats.newest_stamp is None:
+                continue
+            ahead = stats.newest_stamp - now
+            if abs(ahead) > horizon:
+                warnings.append(
+                    f"IMU {identity}/{site} stamps are {abs(ahead):.1f} s "
+                    f"{'ahead of' if ahead > 0 else 'behind'} LiDAR time (more than imu.buffer_s "
+                    f"{horizon:g} s): clocks not synchronised? set imu.clock_offsets_s"
+                )
+        return tuple(warnings)
+
     def diagnostics(self) -> PipelineDiagnostics:
         """Counters since start-up (frames, drops, resets, IMU stream health, backend)."""
         return PipelineDiagnostics(
@@ -335,6 +369,8 @@ class ReidPipeline:
             frames=self._frames,
             dropped_frames=self._dropped,
             resets=self._resets,
+            dropped_by_reason=dict(self._drops),
+            warnings=self._warnings(),
             encoded_windows=self._encoded,
             imu_devices=self.imu.stats(),
             unknown_imu_devices=dict(self.imu.unknown_devices),

@@ -28,7 +28,32 @@ POINTFIELD_TYPES: dict[int, str] = {
     8: "f8",  # FLOAT64
 }
 FLOAT32 = 7
+PLAUSIBLE_M = (1e-6, 1e6)  # |non-zero coordinate| range of a real cloud, metres
 XYZ = ("x", "y", "z")
+
+
+class FrameIdError(MessageError):
+    """A cloud's header.frame_id differs from the stream's first one."""
+
+
+class FrameIdCheck:
+    """The first cloud's frame_id is the stream's frame; a cloud in another frame is refused.
+
+    Points in another frame would be tracked as if in the first one (a sensor swap or a driver
+    restart with another frame), so the shell skips and counts such clouds instead.
+    """
+
+    def __init__(self) -> None:
+        self.frame_id: str | None = None
+
+    def check(self, frame_id: str) -> None:
+        """Adopt the first frame_id; raise FrameIdError for a different later one."""
+        if self.frame_id is None:
+            self.frame_id = frame_id
+        elif frame_id != self.frame_id:
+            raise FrameIdError(
+                f"PointCloud2 frame_id changed from {self.frame_id!r} to {frame_id!r} mid-stream"
+            )
 
 
 def pointcloud2_to_xyz(msg: Any) -> npt.NDArray[np.float32]:
@@ -83,12 +108,31 @@ def pointcloud2_to_arrays(
         points = np.stack([cloud[name] for name in XYZ], axis=-1).reshape(-1, 3)
     finite = np.isfinite(points).all(axis=1)
     xyz = np.ascontiguousarray(points[finite], dtype=np.float32)
+    _check_plausible(xyz, bool(msg.is_bigendian))
     flat = cloud.reshape(-1)
     extras: dict[str, npt.NDArray[Any]] = {}
     for name in fields:
         values = flat[name][finite]
         extras[name] = values.astype(values.dtype.newbyteorder("="), copy=False)
     return xyz, extras
+
+
+def _check_plausible(xyz: npt.NDArray[np.float32], bigendian: bool) -> None:
+    """MessageError when most coordinates are absurd, as when the byte order is declared wrong.
+
+    Byte-swapped float32 metres become denormals or huge values; a real cloud has its non-zero
+    coordinates between a micrometre and a thousand kilometres.
+    """
+    values = np.abs(xyz[xyz != 0])
+    if values.size == 0:
+        return
+    absurd = np.count_nonzero((values < PLAUSIBLE_M[0]) | (values > PLAUSIBLE_M[1]))
+    if absurd > 0.5 * values.size:
+        raise MessageError(
+            f"PointCloud2 coordinates are implausible ({absurd} of {values.size} outside "
+            f"{PLAUSIBLE_M[0]:g}..{PLAUSIBLE_M[1]:g} m): is_bigendian={bigendian} is likely "
+            "wrong for this data, or x/y/z are not FLOAT32 metres"
+        )
 
 
 def _declared_fields(msg: Any) -> dict[str, tuple[int, int, int]]:
@@ -143,12 +187,22 @@ def _structured_view(
         except (TypeError, ValueError, OverflowError) as err:
             raise MessageError(f"PointCloud2 data is not a byte buffer: {err}") from err
     if height == 0 or width == 0:
+        if data.size:
+            raise MessageError(
+                f"PointCloud2 declares {height}x{width} points but holds {data.size} bytes"
+            )
         return np.zeros((0, 0), dtype=dtype)
     needed = (height - 1) * row_step + width * point_step
     if data.size < needed:
         raise MessageError(
             f"PointCloud2 data too short: {data.size} bytes for {height}x{width} points "
             f"(point_step {point_step}, row_step {row_step}) needs {needed}"
+        )
+    if data.size >= needed + row_step:  # whole rows beyond `height`: the size fields are wrong
+        raise MessageError(
+            f"PointCloud2 data holds {data.size} bytes, {data.size // row_step} rows of "
+            f"row_step {row_step}, but height is {height}: height/width/row_step do not match "
+            "the data"
         )
     return np.ndarray(
         shape=(height, width), dtype=dtype, buffer=data, offset=0, strides=(row_step, point_step)

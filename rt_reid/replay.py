@@ -12,7 +12,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,8 +23,8 @@ from numpy.typing import NDArray
 from rt_reid import ros_msgs
 from rt_reid.bag import BagWriter, bag_topics, msg_class, read_messages
 from rt_reid.config import ReidConfig
-from rt_reid.errors import BagError, ConfigError, MessageError, ReidError
-from rt_reid.layouts import IMU_TOPIC_PREFIX, parse_imu_topic
+from rt_reid.errors import BagError, ConfigError, ManifestError, MessageError, ReidError
+from rt_reid.layouts import IMU_TOPIC_PREFIX, WearableLayout, get_layout, parse_imu_topic
 from rt_reid.manifest import load_manifest
 from rt_reid.metrics import (
     GATE_M,
@@ -41,7 +41,7 @@ from rt_reid.metrics import (
 )
 from rt_reid.mot import MotFrame, tracking_metrics
 from rt_reid.pipeline import FrameResult, ReidPipeline
-from rt_reid.pointcloud import pointcloud2_to_xyz
+from rt_reid.pointcloud import FrameIdCheck, FrameIdError, pointcloud2_to_xyz
 
 LOG = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class ReplayResult:
     points: int = 0  # finite LiDAR points over all processed frames
     resets: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
+    warnings: list[str] = field(default_factory=list)  # degradations: why identity may drop
     bag_duration_s: float = 0.0
     wall_s: float = 0.0
     timings: dict[str, list[float]] = field(default_factory=dict)
@@ -150,6 +151,7 @@ class ReplayResult:
             "imu_messages": self.imu_messages,
             "resets": self.resets,
             "skipped": dict(self.skipped),
+            "warnings": list(self.warnings),
             "bag_duration_s": self.bag_duration_s,
             "wall_s": self.wall_s,
             "realtime_factor": self.realtime_factor,
@@ -173,16 +175,47 @@ def input_topics(path: Path) -> dict[str, tuple[str, int]]:
         raise BagError(f"input bag {path} is corrupt or truncated: {err.__cause__ or err}") from err
 
 
-def bag_identities(topics: dict[str, tuple[str, int]]) -> list[str]:
-    """Identities that publish IMU topics in a bag (sorted)."""
-    names = set()
-    for topic, (msgtype, _count) in topics.items():
+def imu_streams(topics: dict[str, tuple[str, int]]) -> dict[str, tuple[str, str]]:
+    """IMU topic -> (identity, site) for every ``/imu/<identity>/<site>`` Imu topic of a bag."""
+    streams = {}
+    for topic, (msgtype, _count) in sorted(topics.items()):
         if topic.startswith(IMU_TOPIC_PREFIX) and msgtype == IMU:
             try:
-                names.add(parse_imu_topic(topic)[0])
+                streams[topic] = parse_imu_topic(topic)
             except ConfigError:
-                LOG.warning("ignoring IMU topic %s: not /imu/<identity>/<site>", topic)
-    return sorted(names)
+                continue
+    return streams
+
+
+def ignored_imu_topics(topics: dict[str, tuple[str, int]]) -> dict[str, int]:
+    """Imu topics under ``/imu/`` that do not name an identity and a site -> message count."""
+    streams = imu_streams(topics)
+    return {
+        topic: count
+        for topic, (msgtype, count) in sorted(topics.items())
+        if topic.startswith(IMU_TOPIC_PREFIX) and msgtype == IMU and topic not in streams
+    }
+
+
+def bag_identities(topics: dict[str, tuple[str, int]]) -> list[str]:
+    """Identities that publish IMU topics in a bag (sorted)."""
+    return sorted({identity for identity, _site in imu_streams(topics).values()})
+
+
+def check_layout(topics: dict[str, tuple[str, int]], layout: WearableLayout, model: Path) -> None:
+    """ManifestError unless every identity of the bag has an IMU topic for each site of `layout`."""
+    sites: dict[str, set[str]] = {}
+    for identity, site in imu_streams(topics).values():
+        sites.setdefault(identity, set()).add(site)
+    lacking = {n: sorted(set(layout.sites) - s) for n, s in sorted(sites.items())}
+    lacking = {n: missing for n, missing in lacking.items() if missing}
+    if lacking:
+        worn = sorted({site for s in sites.values() for site in s})
+        raise ManifestError(
+            f"model {model} expects the {layout.name!r} layout (sites {list(layout.sites)}) but "
+            f"the bag's IMU topics have sites {worn}; missing per identity: {lacking}. Use a "
+            "model exported for the bag's wearables"
+        )
 
 
 def config_for_bag(
@@ -192,13 +225,11 @@ def config_for_bag(
     names = bag_identities(topics)
     if not names:
         raise BagError(f"the bag has no {IMU_TOPIC_PREFIX}<identity>/<site> Imu topics to identify")
+    layout = load_manifest(model_dir).layout
+    check_layout(topics, get_layout(layout), model_dir)
     data = config.to_dict()
     data["model_dir"] = str(model_dir)
-    data["identities"] = {
-        "names": names,
-        "layout": load_manifest(model_dir).layout,
-        "layouts": {},
-    }
+    data["identities"] = {"names": names, "layout": layout, "layouts": {}}
     data["imu"]["clock_offsets_s"] = {
         n: sites for n, sites in data["imu"]["clock_offsets_s"].items() if n in names
     }
@@ -275,15 +306,18 @@ class BagReplayer:
             warmup_s=self.warmup_s,
             gate_m=self.gate_m,
         )
-        wanted = [LIDAR_TOPIC, GROUND_TRUTH_TOPIC] + [
-            topic
-            for topic, (msgtype, _) in topics.items()
-            if topic.startswith(IMU_TOPIC_PREFIX) and msgtype == IMU
-        ]
+        streams = imu_streams(topics)
+        wanted = [LIDAR_TOPIC, GROUND_TRUTH_TOPIC, *streams]
+        for topic, count in ignored_imu_topics(topics).items():
+            self._warn(
+                result, f"ignored IMU topic {topic} ({count} messages): not /imu/<id>/<site>"
+            )
+            result.skipped["imu_topic_unparsable"] += count
+        frame_ids = FrameIdCheck()
         has_truth = topics.get(GROUND_TRUTH_TOPIC, ("", 0))[0] == DETECTIONS
         types = ros_msgs.MessageTypes.from_lookup(msg_class)
         first_ns: int | None = None
-        last_ns = 0
+        last_ns = last_receive_ns = 0
         previous: FrameResult | None = None
         start = time.perf_counter()
         try:
@@ -291,19 +325,31 @@ class BagReplayer:
                 for declared in OUTPUT_TOPICS:
                     writer.add_topic(*declared)
                 undecodable = partial(self._skip, result, "undecodable")
-                for item in read_messages(in_bag, topics=wanted, on_undecodable=undecodable):
+                lost = partial(self._lost, result)
+                messages = read_messages(
+                    in_bag, topics=wanted, on_undecodable=undecodable, on_lost=lost
+                )
+                for item in messages:
                     if item.topic == LIDAR_TOPIC:
                         tic = time.perf_counter()
                         try:
+                            frame_ids.check(str(item.message.header.frame_id))
                             xyz = pointcloud2_to_xyz(item.message)
                             stamp_ns = ros_msgs.time_to_ns(item.message.header.stamp)
+                        except FrameIdError as err:
+                            self._skip(result, "lidar_frame_id_changed", err)
+                            continue
                         except (MessageError, AttributeError, TypeError, ValueError) as err:
                             self._skip(result, "lidar", err)
                             continue
                         decode_s = time.perf_counter() - tic
                         frame = pipeline.process_frame(stamp_ns * 1e-9, xyz)
-                        if frame is previous:  # same stamp as the previous frame: dropped
-                            result.skipped["lidar_duplicate_stamp"] += 1
+                        if frame is previous:  # repeated or slightly late stamp: dropped
+                            assert previous is not None
+                            late = stamp_ns * 1e-9 < previous.stamp_s
+                            result.skipped[
+                                f"lidar_{'out_of_order' if late else 'duplicate_stamp'}"
+                            ] += 1
                             continue
                         previous = frame
                         result.points += len(xyz)
@@ -315,9 +361,11 @@ class BagReplayer:
                             pipeline,
                             receive_ns=item.timestamp_ns,
                             stamp_ns=stamp_ns,
-                            frame_id=config.frame_id,
+                            frame_id=frame_ids.frame_id or config.frame_id,
                             frame_count=result.frames,
+                            warnings=result.warnings,
                         )
+                        last_receive_ns = item.timestamp_ns
                         first_ns = stamp_ns if first_ns is None else min(first_ns, stamp_ns)
                         last_ns = max(last_ns, stamp_ns)
                         if progress is not None:
@@ -328,7 +376,7 @@ class BagReplayer:
                         except MessageError as err:
                             self._skip(result, "ground_truth", err)
                     else:
-                        identity, site = parse_imu_topic(item.topic)
+                        identity, site = streams[item.topic]
                         try:
                             sample = ros_msgs.imu_sample(item.message)
                         except (MessageError, AttributeError, TypeError, ValueError) as err:
@@ -345,6 +393,18 @@ class BagReplayer:
                         )
                         if rejected is not None:
                             result.skipped[f"imu_{rejected}"] += 1
+                if frame_ids.frame_id not in {None, config.frame_id}:
+                    self._warn(
+                        result,
+                        f"LiDAR frame_id {frame_ids.frame_id!r} differs from the configured "
+                        f"frame_id {config.frame_id!r}; outputs are stamped {frame_ids.frame_id!r}",
+                    )
+                if previous is not None:  # final /diagnostics: every warning of the whole bag
+                    writer.write(
+                        DIAGNOSTICS_TOPIC,
+                        last_receive_ns,
+                        self._diagnostics(pipeline, types, result.warnings, previous),
+                    )
         except BagError as err:
             raise BagError(
                 f"input bag {in_bag} is corrupt or truncated: replay stopped after "
@@ -352,7 +412,11 @@ class BagReplayer:
                 f"{err.__cause__ or err}"
             ) from err
         result.wall_s = time.perf_counter() - start
-        result.resets = pipeline.diagnostics().resets
+        diagnostics = pipeline.diagnostics()
+        result.resets = diagnostics.resets
+        result.warnings = [*diagnostics.warnings, *result.warnings]
+        for warning in result.warnings:
+            LOG.warning("replay degraded: %s", warning)
         if first_ns is not None:
             result.bag_duration_s = (last_ns - first_ns) * 1e-9 + pipeline.frame_period
         if result.frames == 0:
@@ -363,6 +427,30 @@ class BagReplayer:
             )
             result.tracker = tracker_metrics(result.truth, result.outputs, gate_m=self.gate_m)
         return result
+
+    @staticmethod
+    def _warn(result: ReplayResult, warning: str) -> None:
+        """Record a degradation once (it goes into /diagnostics and the summary)."""
+        if warning not in result.warnings:
+            result.warnings.append(warning)
+
+    @classmethod
+    def _lost(cls, result: ReplayResult, topic: str, missing: int) -> None:
+        """Count messages the bag's metadata recorded but the damaged file no longer holds."""
+        result.skipped["lost_in_file"] += missing
+        cls._warn(result, f"{missing} messages on {topic} recorded in the bag are missing")
+
+    @staticmethod
+    def _diagnostics(
+        pipeline: ReidPipeline,
+        types: ros_msgs.MessageTypes,
+        warnings: list[str],
+        frame: FrameResult,
+    ) -> Any:
+        """/diagnostics of the pipeline with the replay's own warnings added."""
+        diag = pipeline.diagnostics()
+        diag = replace(diag, warnings=(*diag.warnings, *warnings))
+        return ros_msgs.diagnostics_msg(diag, types, stamp_ns=round(frame.stamp_s * 1e9))
 
     @staticmethod
     def _skip(result: ReplayResult, kind: str, err: Exception) -> None:
@@ -395,6 +483,7 @@ class BagReplayer:
         stamp_ns: int,
         frame_id: str,
         frame_count: int,
+        warnings: list[str],
     ) -> None:
         """Write one frame's output messages at the LiDAR message's bag time."""
         writer.write(
@@ -414,7 +503,7 @@ class BagReplayer:
             writer.write(
                 DIAGNOSTICS_TOPIC,
                 receive_ns,
-                ros_msgs.diagnostics_msg(pipeline.diagnostics(), types, stamp_ns=stamp_ns),
+                BagReplayer._diagnostics(pipeline, types, warnings, frame),
             )
 
 

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
-from rt_reid.config import load_config
 from rt_reid.errors import ReidError
-from rt_reid.paths import find_data
-from rt_reid.replay import LIDAR_TOPIC, BagReplayer, ReplayResult, input_topics
-from rt_reid.report import write_report
+
+if TYPE_CHECKING:  # the pipeline is imported only when a replay runs (fast --help)
+    from rt_reid.replay import ReplayResult
 
 DEFAULT_CONFIG = "config/reid.yaml"
 
@@ -47,8 +45,13 @@ def replay_bag(
     progress: bool = True,
 ) -> ReplayResult:
     """Replay one bag with a tqdm progress bar over its LiDAR frames."""
-    if out.exists():
-        raise ReidError(f"output bag {out} already exists; choose a new --out path")
+    from tqdm import tqdm
+
+    from rt_reid.config import load_config
+    from rt_reid.paths import find_data
+    from rt_reid.replay import LIDAR_TOPIC, BagReplayer, input_topics
+
+    check_output_path(out)
     if not model.is_dir():
         raise ReidError(f"model directory {model} does not exist")
     cfg = load_config(config if config is not None else find_data(DEFAULT_CONFIG))
@@ -58,6 +61,17 @@ def replay_bag(
         total=frames, unit="frame", desc="replay", disable=not progress, mininterval=0.5
     ) as bar:
         return replayer.run(in_bag, out, progress=bar.update)
+
+
+def check_output_path(out: Path) -> None:
+    """ReidError unless `out` is a new path whose nearest existing parent is a writable folder."""
+    if out.exists():
+        raise ReidError(f"output bag {out} already exists; choose a new --out path")
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ReidError(f"cannot create output bag {out}: {parent} is a file, not a folder")
 
 
 def summary_lines(result: ReplayResult) -> list[str]:
@@ -71,6 +85,7 @@ def summary_lines(result: ReplayResult) -> list[str]:
         lines.append(f"latency per frame: p50 {total['p50']:.1f} ms, p99 {total['p99']:.1f} ms")
     if result.skipped or result.resets:
         lines.append(f"skipped messages: {dict(result.skipped)}; pipeline resets: {result.resets}")
+    lines += [f"warning: {warning}" for warning in result.warnings]
     if result.identity is not None:
         s = result.identity.summary()
         lines += [
@@ -95,6 +110,8 @@ def summary_lines(result: ReplayResult) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Replay, print a summary and optionally write the report."""
+    from rt_reid.report import write_report
+
     result = replay_bag(
         args.in_bag,
         model=args.model,

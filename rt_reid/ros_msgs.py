@@ -371,20 +371,26 @@ def latency_msg(
 def diagnostics_msg(diag: PipelineDiagnostics, types: MessageTypes, *, stamp_ns: int) -> Any:
     """`/diagnostics`: pipeline status (backend, frames, drops, resets) and one status per IMU."""
     ok, warn = types.DiagnosticStatus.OK, types.DiagnosticStatus.WARN
+    unknown = ",".join(f"{i}/{s}" for i, s in diag.unknown_imu_devices)
+    reasons = list(diag.warnings)
+    if unknown:
+        reasons.append(f"IMU devices not configured (ignored): {unknown}")
     statuses = [
         _status(
             types,
-            level=warn if diag.unknown_imu_devices or diag.dropped_frames else ok,
+            level=warn if reasons or diag.dropped_frames else ok,
             name="rt_reid: pipeline",
-            message=f"backend {diag.backend}",
+            message="; ".join(reasons) if reasons else f"backend {diag.backend}",
             values={
                 "backend": diag.backend,
                 "frames": str(diag.frames),
                 "dropped_frames": str(diag.dropped_frames),
+                **{f"dropped.{k}": str(v) for k, v in sorted(diag.dropped_by_reason.items())},
                 "resets": str(diag.resets),
                 "encoded_windows": str(diag.encoded_windows),
-                "unknown_imu_devices": ",".join(f"{i}/{s}" for i, s in diag.unknown_imu_devices),
+                "unknown_imu_devices": unknown,
                 "silent_identities": ",".join(diag.silent_identities),
+                "warnings": " | ".join(diag.warnings),
             },
         )
     ]

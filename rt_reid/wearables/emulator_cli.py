@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rt_reid.wearables.emulator import BagWearableEmulator
-from rt_reid.wearables.keys import KeyStore
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """--bag, --endpoint, --keys, optional --rate, --batch, --identities."""
@@ -33,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Replay the bag's IMU topics to the endpoint and print what was sent."""
+    from rt_reid.wearables.emulator import BagWearableEmulator
+    from rt_reid.wearables.keys import KeyStore
+
     identities = None
     if args.identities:
         identities = tuple(i.strip() for i in args.identities.split(",") if i.strip())
