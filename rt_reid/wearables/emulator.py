@@ -19,7 +19,7 @@ import numpy as np
 import zmq
 
 from rt_reid.bag import bag_topics, read_messages, stamp_ns
-from rt_reid.errors import ConfigError, MessageError
+from rt_reid.errors import ConfigError, MessageError, PacketError, ReidError
 from rt_reid.layouts import IMU_TOPIC_PREFIX, parse_imu_topic
 from rt_reid.ros_msgs import imu_sample
 from rt_reid.wearables.client import WearableClient
@@ -29,6 +29,7 @@ from rt_reid.wearables.packet import MAX_SAMPLES
 
 LOG = logging.getLogger(__name__)
 IMU_TYPE = "sensor_msgs/msg/Imu"
+CONNECT_TIMEOUT_S = 5.0  # how long to wait for the receiver's CurveZMQ handshake at start
 
 
 @dataclass
@@ -53,6 +54,15 @@ class _Pending:
     last_stamp: int = 0
 
 
+def _is_stream(topic: str) -> bool:
+    """True for a topic of the form /imu/<identity>/<site>."""
+    try:
+        parse_imu_topic(topic)
+    except ConfigError:
+        return False
+    return True
+
+
 class BagWearableEmulator:
     """Replay the IMU topics of `bag` to `endpoint`, `batch` samples per packet."""
 
@@ -65,6 +75,7 @@ class BagWearableEmulator:
         rate: float,
         batch: int,
         identities: tuple[str, ...] | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S,
     ) -> None:
         if not 1 <= batch <= MAX_SAMPLES:
             raise ConfigError(f"batch must be within 1..{MAX_SAMPLES}, got {batch}")
@@ -73,6 +84,10 @@ class BagWearableEmulator:
             for topic, (msgtype, _) in bag_topics(bag).items()
             if topic.startswith(IMU_TOPIC_PREFIX) and msgtype == IMU_TYPE
         ]
+        ignored = [t for t in topics if not _is_stream(t)]
+        if ignored:
+            LOG.warning("ignoring IMU topics that are not /imu/<identity>/<site>: %s", ignored)
+        topics = [t for t in topics if _is_stream(t)]
         streams = [parse_imu_topic(topic) for topic in topics]
         available = sorted({identity for identity, _ in streams})
         chosen = available if identities is None else list(identities)
@@ -87,6 +102,7 @@ class BagWearableEmulator:
         self.rate = rate
         self.batch = batch
         self.identities = tuple(chosen)
+        self.connect_timeout_s = connect_timeout_s
         self.topics = [t for t, (i, _) in zip(topics, streams, strict=True) if i in chosen]
         self._server_key = keys.server_public_key()
         self._key_pairs = {identity: keys.wearable_keys(identity) for identity in chosen}
@@ -97,7 +113,9 @@ class BagWearableEmulator:
         """Send the whole bag in real time (or until `stop` is set); return what was sent.
 
         The bag's start plays at Unix time `start_at` (default: now); give ``rt-reid run`` the
-        same instant so IMU samples and LiDAR frames of the same moment leave together.
+        same instant so IMU samples and LiDAR frames of the same moment leave together. Raises
+        ConfigError when no receiver completes the handshake within `connect_timeout_s`, and
+        ReidError (with the count sent so far) when the receiver stops taking packets.
         """
         pacer = BagPacer(self.bag, rate=self.rate, start_at=start_at)
         stats = EmulatorStats()
@@ -114,33 +132,14 @@ class BagWearableEmulator:
         }
         pending: dict[tuple[str, str], _Pending] = {}
         try:
-            for message in read_messages(self.bag, topics=self.topics):
-                if stop is not None and stop.is_set():
-                    break
-                pacer.wait(message.timestamp_ns)
-                stream = parse_imu_topic(message.topic)
-                buffer = pending.setdefault(stream, _Pending())
-                sample_ns = stamp_ns(message.message.header.stamp)
-                if sample_ns <= buffer.last_stamp:
-                    stats.skipped_out_of_order += 1
-                    continue
-                try:
-                    sample = imu_sample(message.message)
-                except MessageError as err:
-                    stats.skipped_invalid += 1
-                    if stats.skipped_invalid == 1:
-                        LOG.warning("skipping invalid IMU messages on %s: %s", message.topic, err)
-                    continue
-                buffer.last_stamp = sample_ns
-                buffer.stamps.append(sample_ns)
-                buffer.force.append(sample.specific_force)
-                buffer.gyro.append(sample.angular_velocity)
-                buffer.orientation.append(sample.orientation_xyzw)
-                if len(buffer.stamps) >= self.batch:
-                    self._flush(clients[stream[0]], stream, buffer, stats)
-            for stream, buffer in pending.items():
-                if buffer.stamps:
-                    self._flush(clients[stream[0]], stream, buffer, stats)
+            for client in clients.values():
+                client.wait_connected(self.connect_timeout_s)
+            self._send_all(clients, pending, pacer, stats, stop)
+        except PacketError as err:
+            raise ReidError(
+                f"{err}; {stats.packets} packets ({stats.samples} samples) were handed over "
+                "before that"
+            ) from err
         finally:
             for client in clients.values():
                 client.close()
@@ -155,6 +154,43 @@ class BagWearableEmulator:
             stats.skipped_invalid,
         )
         return stats
+
+    def _send_all(
+        self,
+        clients: dict[str, WearableClient],
+        pending: dict[tuple[str, str], _Pending],
+        pacer: BagPacer,
+        stats: EmulatorStats,
+        stop: threading.Event | None,
+    ) -> None:
+        """Read the IMU topics in bag order and send them in packets of `batch` samples."""
+        for message in read_messages(self.bag, topics=self.topics):
+            if stop is not None and stop.is_set():
+                break
+            pacer.wait(message.timestamp_ns)
+            stream = parse_imu_topic(message.topic)
+            buffer = pending.setdefault(stream, _Pending())
+            sample_ns = stamp_ns(message.message.header.stamp)
+            if sample_ns <= buffer.last_stamp:
+                stats.skipped_out_of_order += 1
+                continue
+            try:
+                sample = imu_sample(message.message)
+            except MessageError as err:
+                stats.skipped_invalid += 1
+                if stats.skipped_invalid == 1:
+                    LOG.warning("skipping invalid IMU messages on %s: %s", message.topic, err)
+                continue
+            buffer.last_stamp = sample_ns
+            buffer.stamps.append(sample_ns)
+            buffer.force.append(sample.specific_force)
+            buffer.gyro.append(sample.angular_velocity)
+            buffer.orientation.append(sample.orientation_xyzw)
+            if len(buffer.stamps) >= self.batch:
+                self._flush(clients[stream[0]], stream, buffer, stats)
+        for stream, buffer in pending.items():
+            if buffer.stamps:
+                self._flush(clients[stream[0]], stream, buffer, stats)
 
     @staticmethod
     def _flush(

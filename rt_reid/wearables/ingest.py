@@ -30,7 +30,7 @@ from rt_reid.wearables.guard import (
     ReplayGuard,
 )
 from rt_reid.wearables.keys import KeyStore, curve_server_options
-from rt_reid.wearables.packet import ImuPacket
+from rt_reid.wearables.packet import MAX_PACKET_BYTES, ImuPacket
 
 LOG = logging.getLogger(__name__)
 PacketSink = Callable[[ImuPacket], None]
@@ -151,6 +151,9 @@ class WearableIngest:
         socket = self._context.socket(zmq.PULL)
         socket.rcvhwm = RECEIVE_HWM
         socket.linger = 0
+        # A longer message is refused by ZeroMQ before it is read into memory; the sender is
+        # disconnected, which the monitor reports as a connection closed without a packet.
+        socket.maxmsgsize = MAX_PACKET_BYTES
         curve_server_options(socket, server)
         try:
             socket.bind(self.endpoint)
@@ -163,7 +166,13 @@ class WearableIngest:
             zmq.EVENT_HANDSHAKE_FAILED_AUTH
             | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
             | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+            | zmq.EVENT_HANDSHAKE_SUCCEEDED
+            | zmq.EVENT_ACCEPTED
+            | zmq.EVENT_DISCONNECTED
         )
+        # Accepted connections (fds) without a handshake result yet, oldest first: handshake
+        # events carry no fd, so each resolves the oldest one (connections handshake in order).
+        self._handshaking: list[int] = []
         self._socket = socket
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="wearable-ingest", daemon=True)
@@ -237,8 +246,29 @@ class WearableIngest:
             self._socket = self._monitor = None
 
     def _handshake_failed(self, event: Mapping[str, Any]) -> None:
-        """Count a refused connection: an unknown key, or no/incompatible CurveZMQ at all."""
-        if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        """Count a refused connection: an unknown key, or no/incompatible CurveZMQ at all.
+
+        A connection that closes before any handshake result sent no ZMTP at all (raw TCP, a port
+        scanner, HTTP): counted as `handshake_failed` too.
+        """
+        kind, fd = event["event"], int(event["value"])
+        if kind == zmq.EVENT_ACCEPTED:
+            self._handshaking.append(fd)
+            return
+        if kind == zmq.EVENT_DISCONNECTED:
+            if fd in self._handshaking:
+                self._handshaking.remove(fd)
+                self._reject(
+                    HANDSHAKE_FAILED,
+                    "a connection closed without a ZMTP handshake (raw TCP, not ZeroMQ) or sent "
+                    f"a message over {MAX_PACKET_BYTES} bytes",
+                )
+            return
+        if self._handshaking:
+            self._handshaking.pop(0)
+        if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+            return
+        if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
             self._reject(
                 UNKNOWN_KEY, f"CurveZMQ refused a client key (ZAP status {event['value']})"
             )

@@ -43,6 +43,10 @@ SAMPLE_DTYPE_ORIENTATION = np.dtype(
         ("orientation_xyzw", "<f4", (4,)),
     ]
 )
+# Largest valid packet: the receiver refuses anything longer before reading it (ZMQ_MAXMSGSIZE).
+MAX_PACKET_BYTES = (
+    HEADER.size + 2 * MAX_NAME_BYTES + MAX_SAMPLES * SAMPLE_DTYPE_ORIENTATION.itemsize
+)
 
 
 @dataclass(frozen=True)
