@@ -79,6 +79,8 @@ class ReplayResult:
     resets: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)  # degradations: why identity may drop
+    lost: Counter[str] = field(default_factory=Counter)  # topic -> messages missing from the file
+    first_errors: dict[str, str] = field(default_factory=dict)  # skip kind -> its first error
     bag_duration_s: float = 0.0
     wall_s: float = 0.0
     timings: dict[str, list[float]] = field(default_factory=dict)
@@ -399,6 +401,12 @@ class BagReplayer:
                         f"LiDAR frame_id {frame_ids.frame_id!r} differs from the configured "
                         f"frame_id {config.frame_id!r}; outputs are stamped {frame_ids.frame_id!r}",
                     )
+                if result.lost:
+                    self._warn(
+                        result,
+                        f"{sum(result.lost.values())} messages recorded in the bag's metadata are "
+                        f"missing from the file (damaged?): {dict(sorted(result.lost.items()))}",
+                    )
                 if previous is not None:  # final /diagnostics: every warning of the whole bag
                     writer.write(
                         DIAGNOSTICS_TOPIC,
@@ -420,7 +428,11 @@ class BagReplayer:
         if first_ns is not None:
             result.bag_duration_s = (last_ns - first_ns) * 1e-9 + pipeline.frame_period
         if result.frames == 0:
-            raise ReidError(f"{in_bag}: no LiDAR frame could be processed ({dict(result.skipped)})")
+            problems = "; ".join(f"{k}: {e}" for k, e in result.first_errors.items())
+            raise ReidError(
+                f"{in_bag}: no LiDAR frame could be processed (skipped {dict(result.skipped)})"
+                + (f"; first problems: {problems}" if problems else "")
+            )
         if has_truth and result.truth:
             result.identity = identity_metrics(
                 result.truth, result.outputs, warmup_s=self.warmup_s, gate_m=self.gate_m
@@ -438,7 +450,7 @@ class BagReplayer:
     def _lost(cls, result: ReplayResult, topic: str, missing: int) -> None:
         """Count messages the bag's metadata recorded but the damaged file no longer holds."""
         result.skipped["lost_in_file"] += missing
-        cls._warn(result, f"{missing} messages on {topic} recorded in the bag are missing")
+        result.lost[topic] += missing
 
     @staticmethod
     def _diagnostics(
@@ -457,6 +469,7 @@ class BagReplayer:
         """Count a malformed message and log the first of each kind."""
         if result.skipped[kind] == 0:
             LOG.warning("skipping malformed %s message (further ones only counted): %s", kind, err)
+            result.first_errors[kind] = str(err)
         result.skipped[kind] += 1
 
     @staticmethod
