@@ -13,7 +13,7 @@ def _data_files() -> list[tuple[str, list[str]]]:
     files = [
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
-        (f"share/{PACKAGE}/launch", sorted(str(p) for p in Path("launch").glob("*.py"))),
+        (f"share/{PACKAGE}/launch", sorted(str(p) for p in Path("launch").glob("*.*"))),
         (f"share/{PACKAGE}/config", sorted(str(p) for p in Path("config").glob("*.*"))),
     ]
     for model_dir in sorted(p for p in Path("models").glob("*") if p.is_dir()):
@@ -37,9 +37,12 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.10",
-    packages=find_packages(
-        include=["rt_reid", "rt_reid.*", "despite", "despite.*", "rt_reid_nodes"]
-    ),
+    # The node package lives in nodes/ (the design's layout) and is imported as rt_reid_nodes.
+    packages=[
+        *find_packages(include=["rt_reid", "rt_reid.*", "despite", "despite.*"]),
+        "rt_reid_nodes",
+    ],
+    package_dir={"rt_reid_nodes": "nodes"},
     package_data={"rt_reid": ["py.typed", "schema/*.json"], "despite": ["configs/*.yaml"]},
     data_files=_data_files(),
     zip_safe=False,

@@ -14,9 +14,9 @@ from launch.actions import DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
+from rt_reid_nodes.launch_plan import SIM_TIME_CHOICES, plan_launch
 
 from launch import LaunchContext, LaunchDescription  # type: ignore[attr-defined]
-from rt_reid_nodes.launch_plan import SIM_TIME_CHOICES, plan_launch
 
 PACKAGE = "rt_reid"
 ARGUMENTS: dict[str, tuple[object, str]] = {

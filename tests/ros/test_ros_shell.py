@@ -1,15 +1,13 @@
-"""ROS 2 shell without ROS: launch plan, parameter mapping, package.xml, module structure.
+"""ROS 2 shell without starting ROS: launch plan, parameter mapping, package.xml, structure.
 
-rclpy, launch and launch_ros are not installable here (no ROS 2 on PyPI/Debian 12), so the node
-and launch modules are checked by parsing them; the parts that need rclpy are imported only
-where it exists (`test_modules_import_where_rclpy_exists`).
+The nodes themselves run as real processes in `test_node_reid.py` and `test_node_bridge.py`.
+`launch` and `launch_ros` are on no registry we reach, so the launch file is checked by parsing
+it and its decisions through `plan_launch`; it is never executed here.
 """
 
 from __future__ import annotations
 
 import ast
-import importlib
-import importlib.util
 import inspect
 from pathlib import Path
 from typing import Any, cast
@@ -18,13 +16,6 @@ import numpy as np
 import pytest
 import yaml
 from catkin_pkg.package import parse_package
-
-from rt_reid.bag import BagWriter, header, msg_class
-from rt_reid.config import ReidConfig, load_config
-from rt_reid.errors import ConfigError, MessageError, ReidError
-from rt_reid.ros_msgs import imu_sample
-from rt_reid.wearables.packet import ImuPacket
-from rt_reid.wearables.ros_imu import ImuTypes, imu_messages
 from rt_reid_nodes.launch_plan import LaunchPlan, plan_launch
 from rt_reid_nodes.parameters import (
     ParamSpec,
@@ -35,10 +26,18 @@ from rt_reid_nodes.parameters import (
     parameter_specs,
 )
 
+from rt_reid.bag import BagWriter, header, msg_class
+from rt_reid.config import ReidConfig, load_config
+from rt_reid.errors import ConfigError, MessageError, ReidError
+from rt_reid.ros_msgs import imu_sample
+from rt_reid.wearables.packet import ImuPacket
+from rt_reid.wearables.ros_imu import ImuTypes, imu_messages
+
 ROOT = Path(__file__).resolve().parents[2]
 PARAMS = ROOT / "config" / "reid.yaml"
 LAUNCH = ROOT / "launch" / "reid.launch.py"
-NODE_MODULES = ("reid_node", "wearable_bridge", "spin")
+NODES = ROOT / "nodes"  # the package rt_reid_nodes (setup.py package_dir)
+NODE_MODULES = ("reid_node", "wearable_bridge", "spin", "messages")
 
 
 def _section() -> dict[str, Any]:
@@ -333,33 +332,12 @@ def _imports(path: Path) -> set[str]:
 
 @pytest.mark.parametrize("module", NODE_MODULES)
 def test_node_modules_are_valid_python_with_main(module: str) -> None:
-    path = ROOT / "rt_reid_nodes" / f"{module}.py"
+    path = NODES / f"{module}.py"
     tree = _tree(path)
     compile(tree, str(path), "exec")
     functions = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert ("main" if module != "spin" else "run_node") in functions
+    assert {"spin": "run_node", "messages": "lookup"}.get(module, "main") in functions
     assert "torch" not in _imports(path)
-
-
-def test_node_threading_and_qos_choices() -> None:
-    source = (ROOT / "rt_reid_nodes" / "reid_node.py").read_text()
-    for needle in (
-        "MultiThreadedExecutor",
-        "ReentrantCallbackGroup",
-        "MutuallyExclusiveCallbackGroup",
-        "qos_profile_sensor_data",
-        "create_jump_callback",
-        "ParameterDescriptor",
-        "integer_range",
-        "floating_point_range",
-        '"reid/identities"',
-        '"reid/markers"',
-        '"/diagnostics"',
-        '"reid/latency"',
-        '"lidar/points"',
-        "ReidEngine",
-    ):
-        assert needle in source, needle
 
 
 # Attributes rclpy.node.Node.__init__ sets on itself (Humble keeps some entity lists name-mangled,
@@ -394,7 +372,7 @@ RCLPY_NODE_ATTRIBUTES = {
 
 @pytest.mark.parametrize("module", ["reid_node", "wearable_bridge"])
 def test_nodes_do_not_shadow_rclpy_node_attributes(module: str) -> None:
-    tree = _tree(ROOT / "rt_reid_nodes" / f"{module}.py")
+    tree = _tree(NODES / f"{module}.py")
     assigned = {
         target.attr
         for node in ast.walk(tree)
@@ -408,6 +386,43 @@ def test_nodes_do_not_shadow_rclpy_node_attributes(module: str) -> None:
     assert sorted(assigned & RCLPY_NODE_ATTRIBUTES) == []
 
 
+@pytest.mark.parametrize("module", ["reid_node", "wearable_bridge"])
+def test_nodes_use_no_private_rclpy_attribute(module: str) -> None:
+    """Every `self._name` a node reads is its own (assigned or defined in its module), and no
+    private name is reached by string (`getattr(self, "_...")`): rclpy's internals differ
+    between distributions."""
+    tree = _tree(NODES / f"{module}.py")
+    own = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    own |= {
+        target.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Attribute)
+    }
+    private = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "self"
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+    }
+    assert private
+    assert sorted(private - own) == []
+    by_string = [
+        node.args[1].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", "") in {"getattr", "hasattr", "setattr"}
+        and len(node.args) > 1
+        and isinstance(node.args[1], ast.Constant)
+        and str(node.args[1].value).startswith("_")
+    ]
+    assert by_string == []
+
+
 def test_package_xml_validates_and_declares_what_the_nodes_import() -> None:
     package = parse_package(str(ROOT / "package.xml"))
     package.validate()  # raises InvalidPackage on any format-3 violation
@@ -416,7 +431,7 @@ def test_package_xml_validates_and_declares_what_the_nodes_import() -> None:
     assert any(e.tagname == "build_type" and e.content == "ament_python" for e in package.exports)
     declared = {d.name for d in package.exec_depends}
     ros_imports = set()
-    for path in [LAUNCH, *(ROOT / "rt_reid_nodes").glob("*.py")]:
+    for path in [LAUNCH, *(NODES).glob("*.py")]:
         ros_imports |= _imports(path)
     python = {
         "__future__",
@@ -435,21 +450,6 @@ def test_package_xml_validates_and_declares_what_the_nodes_import() -> None:
     }
     ros_packages = ros_imports - python
     assert sorted(ros_packages - declared) == []
-
-
-def test_modules_import_where_rclpy_exists() -> None:
-    pytest.importorskip(
-        "rclpy", reason="rclpy is not installed: ROS 2 is not available from PyPI or Debian 12 here"
-    )
-    for module in NODE_MODULES:
-        assert hasattr(importlib.import_module(f"rt_reid_nodes.{module}"), "__file__")
-    spec = importlib.util.spec_from_file_location("reid_launch", LAUNCH)
-    assert spec is not None
-    assert spec.loader is not None
-    launch_module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(launch_module)
-    description = launch_module.generate_launch_description()
-    assert len(description.entities) == len(launch_module.ARGUMENTS) + 1
 
 
 # ---------------------------------------------------------------- Imu conversion (bridge)

@@ -17,7 +17,8 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rosidl_runtime_py.utilities import get_message
+from rt_reid_nodes.messages import lookup
+from rt_reid_nodes.spin import run_node
 from sensor_msgs.msg import Imu
 
 from rt_reid.errors import ConfigError
@@ -25,7 +26,6 @@ from rt_reid.wearables.ingest import WearableIngest
 from rt_reid.wearables.keys import KeyStore
 from rt_reid.wearables.packet import ImuPacket
 from rt_reid.wearables.ros_imu import ImuTypes, imu_messages
-from rt_reid_nodes.spin import run_node
 
 NODE_NAME = "wearable_bridge"
 IMU_QOS = QoSProfile(
@@ -34,7 +34,7 @@ IMU_QOS = QoSProfile(
 DIAGNOSTICS_PERIOD_S = 1.0
 
 
-class WearableBridge(Node):  # type: ignore[misc]
+class WearableBridge(Node):
     """ZeroMQ ingest thread -> Imu publishers; diagnostics with the accept/reject counters."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -53,7 +53,7 @@ class WearableBridge(Node):  # type: ignore[misc]
             "stream_timeout_s", 5.0, "a stream silent this long is forgotten (device restart)"
         )
         keys = KeyStore(keys_dir)
-        self._types = ImuTypes.from_lookup(get_message)
+        self._types = ImuTypes.from_lookup(lookup)
         # Not `_publishers`: rclpy's Node (Iron and newer, so Jazzy) keeps its own list under that
         # name and appends to it in every create_publisher() and empties it in destroy_node().
         self._imu_publishers = {

@@ -30,7 +30,16 @@ from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from rosidl_runtime_py.utilities import get_message
+from rt_reid_nodes.messages import lookup
+from rt_reid_nodes.parameters import (
+    LAYOUTS_MAP,
+    ParamSpec,
+    clock_offset_specs,
+    layout_specs,
+    nest,
+    parameter_specs,
+)
+from rt_reid_nodes.spin import run_node
 from sensor_msgs.msg import Imu, PointCloud2
 from vision_msgs.msg import Detection3DArray
 from visualization_msgs.msg import MarkerArray
@@ -50,15 +59,6 @@ from rt_reid.ros_msgs import (
     markers_msg,
     time_to_ns,
 )
-from rt_reid_nodes.parameters import (
-    LAYOUTS_MAP,
-    ParamSpec,
-    clock_offset_specs,
-    layout_specs,
-    nest,
-    parameter_specs,
-)
-from rt_reid_nodes.spin import run_node
 
 NODE_NAME = "reid_node"
 PARAMETER_TYPES = {
@@ -79,6 +79,7 @@ OUTPUT_QOS = 10
 DIAGNOSTICS_PERIOD_S = 1.0
 CLOCK_JUMP_BACK_S = 0.5  # ROS time going back further than this resets the pipeline
 QOS_OVERRIDES = "qos_overrides."  # parameters rclpy declares itself for QoS overrides
+ROS_PARAMETERS = {"use_sim_time", "start_type_description_service"}  # declared by rclpy
 
 
 def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
@@ -115,13 +116,15 @@ def _default(spec: ParamSpec) -> Any:
     return value
 
 
-class ReidNode(Node):  # type: ignore[misc]
+class ReidNode(Node):
     """LiDAR + IMU topics in, identity tracks out; see the module docstring."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(NODE_NAME, **kwargs)
+        # Every parameter of the params file is declared at construction, so that keys the
+        # schema does not know are found through the public API (`list_parameters`).
+        super().__init__(NODE_NAME, automatically_declare_parameters_from_overrides=True, **kwargs)
         config = self._load_config()
-        self._types = MessageTypes.from_lookup(get_message)
+        self._types = MessageTypes.from_lookup(lookup)
         self._pipeline = ReidPipeline(config=config)
         self._frame_id = config.frame_id
         self.get_logger().info(
@@ -171,7 +174,14 @@ class ReidNode(Node):  # type: ignore[misc]
         )
 
     def _declare(self, spec: ParamSpec) -> Any:
-        """Declare one parameter; return its value, or None when it is unset."""
+        """(Re)declare one parameter with its descriptor; return its value, None when unset.
+
+        A parameter given in the params file was declared without a descriptor at construction;
+        it is undeclared first, and declaring it again applies the file's value to the typed,
+        read-only declaration.
+        """
+        if self.has_parameter(spec.name):
+            self.undeclare_parameter(spec.name)
         try:
             self.declare_parameter(spec.name, _default(spec), _descriptor(spec))
             return self.get_parameter(spec.name).value
@@ -188,9 +198,10 @@ class ReidNode(Node):  # type: ignore[misc]
     def _load_config(self) -> ReidConfig:
         """Declare every schema parameter, then validate them all with rt_reid.config.
 
-        Parameters given in the params file but never declared (typos, stale keys) are an
-        error, as ``additionalProperties: false`` makes them for ``load_config``.
+        Parameters given in the params file that the schema does not know (typos, stale keys)
+        are an error, as ``additionalProperties: false`` makes them for ``load_config``.
         """
+        given = set(self.list_parameters([], 0).names)
         flat = {spec.name: self._declare(spec) for spec in parameter_specs()}
         names = list(flat.get("identities.names") or [])
         flat.update({spec.name: self._declare(spec) for spec in layout_specs(names)})
@@ -200,11 +211,10 @@ class ReidNode(Node):  # type: ignore[misc]
             if isinstance(layout, str):
                 sites[name] = get_layout(layout).sites
         flat.update({spec.name: self._declare(spec) for spec in clock_offset_specs(sites)})
-        overrides = getattr(self, "_parameter_overrides", {})
         unknown = sorted(
             name
-            for name in overrides
-            if not self.has_parameter(name) and not name.startswith(QOS_OVERRIDES)
+            for name in given - set(flat) - ROS_PARAMETERS
+            if not name.startswith(QOS_OVERRIDES)
         )
         if unknown:
             raise ConfigError(f"unknown parameters {unknown} (not in reid.schema.json)")

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rt_reid_nodes.parameters import CLOCK_OFFSETS_MAP, flatten, parameter_specs
+
 from rt_reid.bag import bag_topics
 from rt_reid.config import load_config
 from rt_reid.errors import ConfigError
 from rt_reid.layouts import IMU_TOPIC_PREFIX
-from rt_reid_nodes.parameters import CLOCK_OFFSETS_MAP, flatten, parameter_specs
 
 BOOLEANS = {"true": True, "false": False}
 SIM_TIME_CHOICES = ("auto", "true", "false")

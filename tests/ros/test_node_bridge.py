@@ -1,0 +1,80 @@
+"""`wearable_bridge` as a real process: emulated wearables over CurveZMQ -> `sensor_msgs/Imu`.
+
+The bridge, the emulator (`rt-reid wearables`) and the recording harness run inside one
+loopback-only network namespace (conftest.py); ZeroMQ and DDS both stay on its 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from rt_reid import cli
+from rt_reid.bag import bag_topics, read_messages, stamp_ns
+from rt_reid.layouts import IMU_TOPIC_PREFIX, parse_imu_topic
+from rt_reid.sim import SceneConfig, write_bag
+from tests.ros.conftest import BIN, NetNs, harness, node_command, wait_for_log
+
+pytestmark = pytest.mark.slow
+
+SCENE = SceneConfig(people=2, bystanders=0, duration_s=4.0, lidar="os1-32", columns=512, seed=1006)
+ENDPOINT = "tcp://127.0.0.1:5555"  # the namespace is fresh: nothing else listens there
+MIN_DELIVERED = 0.9  # share of a topic's bag samples that must arrive as Imu messages
+
+
+def test_bridge_publishes_emulated_wearables_as_imu(netns: NetNs, tmp_path: Path) -> None:
+    bag = tmp_path / "scene"
+    write_bag(SCENE, bag)
+    topics = sorted(t for t in bag_topics(bag) if t.startswith(IMU_TOPIC_PREFIX))
+    identities = sorted({parse_imu_topic(t)[0] for t in topics})
+    assert len(identities) == 2
+    assert len(topics) == 8
+    keys = tmp_path / "keys"
+    for identity in identities:
+        assert cli.main(["keys", "create", identity, "--dir", str(keys)]) == 0
+    in_bag: dict[str, set[int]] = {topic: set() for topic in topics}
+    for message in read_messages(bag, topics=topics):
+        in_bag[message.topic].add(stamp_ns(message.message.header.stamp))
+
+    bridge = netns.popen(
+        node_command("wearable_bridge", "-p", f"endpoint:={ENDPOINT}", "-p", f"keys_dir:={keys}"),
+        "bridge",
+    )
+    wait_for_log(netns, "bridge", "listening on", bridge, 60.0)
+    out = tmp_path / "imu.json"
+    recorder = netns.popen(
+        harness("record", str(out), "--topics", *topics, "--seconds", "12"), "recorder"
+    )
+    wait_for_log(netns, "recorder", "harness: ready", recorder, 60.0)
+    emulated = netns.run(
+        [
+            str(BIN / "rt-reid"),
+            "wearables",
+            "--bag",
+            str(bag),
+            "--endpoint",
+            ENDPOINT,
+            "--keys",
+            str(keys),
+        ],
+        timeout=60,
+    )
+    assert emulated.returncode == 0, emulated.stdout + emulated.stderr
+    assert recorder.wait(60) == 0, netns.log("recorder")
+    bridge.send_signal(signal.SIGINT)
+    assert bridge.wait(20) == 0, netns.log("bridge")
+    assert "Traceback" not in netns.log("bridge")
+
+    received = json.loads(out.read_text())["topics"]
+    assert sorted(received) == topics
+    for topic, messages in received.items():
+        identity, site = parse_imu_topic(topic)
+        assert {m["frame_id"] for m in messages} == {f"{identity}/{site}"}
+        stamps = Counter(m["stamp_ns"] for m in messages)
+        assert set(stamps) <= in_bag[topic]  # device stamps, unchanged
+        assert max(stamps.values()) == 1  # nothing published twice
+        assert len(stamps) >= MIN_DELIVERED * len(in_bag[topic]), (topic, len(stamps))
