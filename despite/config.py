@@ -15,6 +15,7 @@ from despite.windows import WindowSpec
 from rt_reid.errors import ConfigError
 
 BATCHINGS = ("scene", "random")
+SIM_WINDOWS = ("truth", "perceived")
 SOURCES = ("sim", "lipd")
 
 
@@ -25,6 +26,9 @@ class SimData:
     train_seeds: tuple[int, int] = (1000, 1012)  # [first, last) scene seeds for training
     val_seeds: tuple[int, int] = (5000, 5002)  # held-out scenes for the end-of-run check
     scene: dict[str, Any] = field(default_factory=lambda: {"people": 8, "duration_s": 60.0})
+    randomize: bool = False  # draw each scene's world from rt_reid.sim.randomize (scene: fixed)
+    windows: str = "truth"  # "truth": each person's own returns; "perceived": runtime tracks
+    gt_share: float = 0.25  # perceived: chance a person's batch window is ground-truth-cut
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,8 @@ class TrainConfig:
     checkpoint_every: int = 200
     log_every: int = 20
     threads: int = 1  # torch CPU threads
+    val_every: int = 0  # steps between validations on sim.val_seeds (0: none)
+    val_stride: int = 5  # validation windows start every val_stride frames (co-temporal groups)
     amp: bool = True  # mixed precision on CUDA only
 
     def resolved_pairs(self) -> list[tuple[str, str]]:
@@ -110,6 +116,9 @@ def parse_config(data: dict[str, Any], *, source: str = "config") -> TrainConfig
         (config.batching in BATCHINGS, f"batching must be one of {BATCHINGS}"),
         (config.text_encoder in TEXT_ENCODERS, f"text_encoder must be one of {TEXT_ENCODERS}"),
         (config.batch_size >= 2, "batch_size must be >= 2 (in-batch negatives)"),
+        (config.sim.windows in SIM_WINDOWS, f"sim.windows must be one of {SIM_WINDOWS}"),
+        (0.0 <= config.sim.gt_share <= 1.0, "sim.gt_share must be 0..1"),
+        (config.val_every >= 0 and config.val_stride >= 1, "val_every >= 0, val_stride >= 1"),
         (config.steps >= 1 and config.lr > 0, "steps must be >= 1 and lr > 0"),
         (
             config.source != "lipd" or config.lipd_pickle is not None,

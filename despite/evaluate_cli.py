@@ -53,7 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--model-dir", type=Path, help="exported model (ONNX Runtime CPU)")
     source.add_argument("--checkpoint", type=Path, help="training checkpoint (torch)")
-    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--out", type=Path, help="output directory (simulated-scene protocols)")
+    parser.add_argument(
+        "--bags",
+        type=Path,
+        nargs="+",
+        help="recorded bags with /sim/ground_truth: model-alone IMU→point-cloud matching of the "
+        "runtime's tracks instead of the simulated-scene protocols (needs --model-dir)",
+    )
+    parser.add_argument("--json", type=Path, help="with --bags: write the per-bag results here")
+    parser.add_argument(
+        "--config", type=Path, default=None, help="with --bags: runtime config (config/reid.yaml)"
+    )
     parser.add_argument(
         "--seeds",
         type=seed_range,
@@ -169,10 +180,55 @@ def plot_matching(results: list[MatchingResult], path: Path) -> None:
     plt.close(fig)
 
 
+def run_bags(args: argparse.Namespace) -> int:
+    """Model-alone matching on recorded bags: one line per bag, optional JSON file."""
+    from despite.bag_eval import evaluate_bag
+    from rt_reid.config import load_config
+    from rt_reid.paths import find_data
+
+    if args.model_dir is None:
+        raise ConfigError("--bags needs --model-dir (the exported model the runtime runs)")
+    config = load_config(args.config if args.config is not None else _default_config(find_data))
+    rows = []
+    for bag in args.bags:
+        result = evaluate_bag(bag, model_dir=args.model_dir, config=config)
+        row = result.summary()
+        rows.append(row)
+        print(
+            f"{row['bag']}: {row['windows']} windows in {row['groups']} co-present groups, "
+            f"argmax {100 * row['argmax']:.1f} %, Hungarian {100 * row['hungarian']:.1f} %, "
+            f"true-pair similarity median {_median(row['true_pairs'])}, false-pair median "
+            f"{_median(row['false_pairs'])}, AUC {row['auc']:.3f}"
+        )
+    if args.json is not None:
+        payload = {"model_dir": str(args.model_dir), "gate_m": 0.5, "bags": rows}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _default_config(find_data: Any) -> Path:
+    """config/reid.yaml of this checkout, else of the installed package."""
+    local = Path(__file__).resolve().parents[1] / "config" / "reid.yaml"
+    return local if local.is_file() else Path(find_data("config/reid.yaml"))
+
+
+def _median(stats: dict[str, Any]) -> str:
+    """Median of a similarity distribution, or '-' when it is empty."""
+    if not stats.get("count"):
+        return "-"
+    return f"{stats['percentiles_5_25_50_75_95'][2]:.3f}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Embed held-out windows, run every protocol, write report.md / results.json / plot."""
     from despite.train import sim_store
 
+    if args.bags:
+        return run_bags(args)
+    if args.out is None:
+        raise ConfigError("evaluate needs --out DIR (or --bags BAG ... for recorded bags)")
     embedder, description, training = make_embedder(args)
     spec = embedder.spec
     check_held_out(args.seeds, training)

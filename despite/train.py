@@ -39,24 +39,100 @@ from despite.windows import (
 
 LOG = logging.getLogger(__name__)
 LAST = "last.pt"
+BEST = "best.pt"  # the checkpoint with the best validation score
+
+
+def validation_starts(store: FrameStore, spec: WindowSpec, stride: int) -> NDArray[np.int64]:
+    """Held-out windows: perceived ones where the store has them, starting every `stride`
+    frames of scene time (so people share start times), one per person and start time."""
+    starts = store.window_starts(spec.window_frames)
+    if store.perceived is not None and store.perceived[starts].any():
+        starts = starts[store.perceived[starts]]
+    starts = starts[store.time[starts] % stride == 0]
+    keys = np.stack([store.scene[starts], store.time[starts], store.person[starts]], axis=1)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    kept: NDArray[np.int64] = starts[np.sort(first)]
+    return kept
+
+
+def plot_learning_curve(out_dir: Path) -> Path | None:
+    """learning_curve.png from log.jsonl (loss) and val.jsonl (validation accuracies)."""
+    logs = [out_dir / "log.jsonl", out_dir / "val.jsonl"]
+    if not all(p.is_file() for p in logs):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [json.loads(line) for line in logs[0].read_text("utf-8").splitlines() if line]
+    val = [json.loads(line) for line in logs[1].read_text("utf-8").splitlines() if line]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot([e["step"] for e in train], [e["loss"] for e in train], lw=0.8)
+    left.set(xlabel="step", ylabel="training loss (sum over pairs)", title="loss")
+    for key, style in (
+        ("cotemporal_hungarian", "-o"), ("cotemporal_argmax", "--o"),
+        ("n8_hungarian", "-s"), ("n8_argmax", "--s"),
+    ):  # fmt: skip
+        points = [(e["step"], 100 * e[key]) for e in val if key in e]
+        if points:
+            right.plot(*zip(*points, strict=True), style, ms=3, label=f"IMU→PC {key}")
+    right.set(xlabel="step", ylabel="held-out accuracy (%)", ylim=(0, 100), title="validation")
+    right.legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "learning_curve.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def scene_store(
-    seed: int, spec: WindowSpec, *, scene_options: dict[str, Any], cache_dir: Path | None
+    seed: int,
+    spec: WindowSpec,
+    *,
+    scene_options: dict[str, Any],
+    cache_dir: Path | None,
+    randomize: bool = False,
+    windows: str = "truth",
 ) -> FrameStore:
-    """Frames of the simulated scene with this seed, from the shard cache or simulated now."""
+    """Frames of the simulated scene with this seed, from the shard cache or simulated now.
+
+    `randomize` draws the scene's world from `rt_reid.sim.randomize` (`scene_options` stay
+    fixed); `windows="perceived"` cuts the points by the runtime's perception
+    (`despite.perceived`) and keeps each person's ground-truth-cut frames beside them.
+    """
     from rt_reid.sim import SceneConfig, simulate_scene
+    from rt_reid.sim.randomize import randomized_config
 
     options = {**scene_options, "layout": spec.layout, "seed": seed}
     tag = "_".join(f"{k}-{options[k]}" for k in sorted(options))
+    tag += ("_rand" if randomize else "") + ("_perceived" if windows == "perceived" else "")
     path = None if cache_dir is None else cache_dir / f"scene_{tag}_n{spec.points_per_frame}.npz"
     if path is not None and path.is_file():
         return FrameStore.load(path, spec)
     try:
-        scene = simulate_scene(SceneConfig(**options))
+        cfg = (
+            randomized_config(seed, **{k: v for k, v in options.items() if k != "seed"})
+            if randomize
+            else SceneConfig(**options)
+        )
+        scene = simulate_scene(cfg)
     except TypeError as err:
         raise DataError(f"scene options {scene_options} do not fit SceneConfig: {err}") from err
-    store = scene_frames(scene, spec, scene_index=seed)
+    if windows == "perceived":
+        from despite.perceived import perceived_frames
+
+        perceived, truth = perceived_frames(scene, spec, scene_index=seed)
+        if truth is None:
+            raise DataError(f"scene {seed} has no person with {spec.layout} wearables in view")
+        parts = []
+        if perceived is not None:
+            perceived.perceived = np.ones(len(perceived), bool)
+            parts.append(perceived)
+        truth.perceived = np.zeros(len(truth), bool)
+        store = FrameStore.concat([*parts, truth])
+    else:
+        store = scene_frames(scene, spec, scene_index=seed)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         store.save(path, spec)
@@ -70,10 +146,19 @@ def sim_store(
     scene_options: dict[str, Any],
     cache_dir: Path | None,
     progress: bool = True,
+    randomize: bool = False,
+    windows: str = "truth",
 ) -> FrameStore:
     """Frames of several simulated scenes (one per seed)."""
     stores = [
-        scene_store(seed, spec, scene_options=scene_options, cache_dir=cache_dir)
+        scene_store(
+            seed,
+            spec,
+            scene_options=scene_options,
+            cache_dir=cache_dir,
+            randomize=randomize,
+            windows=windows,
+        )
         for seed in tqdm(seeds, desc="scenes", disable=not progress)
     ]
     return FrameStore.concat(stores)
@@ -81,7 +166,13 @@ def sim_store(
 
 class WindowSampler:
     """Draws batches of window starts: uniformly, or as groups of co-temporal windows of one
-    scene (the people a LiDAR sees at the same time: the negatives that matter at run time)."""
+    scene (the people a LiDAR sees at the same time, pairs walking in step included: the
+    negatives that matter at run time).
+
+    Co-temporal groups hold one window per person: where a store has both perceived and
+    ground-truth-cut windows of a person at that time, the perceived one is taken (a random one
+    of them if the person was split into several tracks) except with probability `gt_share`.
+    """
 
     def __init__(
         self,
@@ -91,6 +182,7 @@ class WindowSampler:
         batch_size: int,
         batching: str,
         rng: np.random.Generator,
+        gt_share: float = 0.0,
     ) -> None:
         if len(starts) < batch_size:
             raise DataError(f"only {len(starts)} windows for batch size {batch_size}")
@@ -98,23 +190,34 @@ class WindowSampler:
         self.batch_size = batch_size
         self.batching = batching
         self.rng = rng
-        groups: dict[tuple[int, int], list[int]] = defaultdict(list)
+        self.gt_share = gt_share
+        perceived = np.zeros(len(store), bool) if store.perceived is None else store.perceived
+        groups: dict[tuple[int, int], dict[int, tuple[list[int], list[int]]]] = defaultdict(dict)
         for s in starts:
-            groups[(int(store.scene[s]), int(store.time[s]))].append(int(s))
-        self.groups = [np.asarray(g, dtype=np.int64) for g in groups.values()]
+            key = (int(store.scene[s]), int(store.time[s]))
+            person = groups[key].setdefault(int(store.person[s]), ([], []))
+            person[0 if perceived[s] else 1].append(int(s))
+        self.groups = list(groups.values())
+
+    def _pick(self, group: dict[int, tuple[list[int], list[int]]]) -> list[int]:
+        """One window per person of a co-temporal group."""
+        picks = []
+        for seen, truth in group.values():
+            use_truth = bool(truth) and (not seen or self.rng.random() < self.gt_share)
+            options = truth if use_truth else seen
+            picks.append(options[int(self.rng.integers(len(options)))])
+        return picks
 
     def sample(self) -> NDArray[np.int64]:
         """One batch of distinct window starts."""
         if self.batching == "random":
             return self.rng.choice(self.starts, self.batch_size, replace=False)
-        chosen: list[NDArray[np.int64]] = []
-        total = 0
+        chosen: list[int] = []
         for g in self.rng.permutation(len(self.groups)):
-            chosen.append(self.groups[g])
-            total += len(self.groups[g])
-            if total >= self.batch_size:
+            chosen.extend(self._pick(self.groups[g]))
+            if len(chosen) >= self.batch_size:
                 break
-        return np.concatenate(chosen)[: self.batch_size]
+        return np.asarray(chosen[: self.batch_size], dtype=np.int64)
 
 
 @dataclass
@@ -171,6 +274,7 @@ class Trainer:
         config: TrainConfig,
         *,
         store: FrameStore,
+        val_store: FrameStore | None = None,
         device: str = "auto",
         resume: bool = True,
         progress: bool = True,
@@ -188,8 +292,18 @@ class Trainer:
         spec = config.window
         starts = store.window_starts(spec.window_frames, stride=config.window_stride)
         self.sampler = WindowSampler(
-            store, starts, batch_size=config.batch_size, batching=config.batching, rng=self.rng
+            store,
+            starts,
+            batch_size=config.batch_size,
+            batching=config.batching,
+            rng=self.rng,
+            gt_share=config.sim.gt_share,
         )
+        self.val_store = val_store
+        self.val_starts = (
+            None if val_store is None else validation_starts(val_store, spec, config.val_stride)
+        )
+        self.best: float | None = None  # best validation score so far (kept across resumes)
         self.text: torch.Tensor | None = None
         text_dim = None
         if "text" in config.modalities:
@@ -229,6 +343,7 @@ class Trainer:
         if "log_temperature" in ckpt.training:
             self.loss.log_temperature.data.fill_(float(ckpt.training["log_temperature"]))
         self.step = ckpt.step
+        self.best = ckpt.training.get("best_val")
         LOG.info("resumed %s at step %d", path, self.step)
 
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
@@ -274,6 +389,7 @@ class Trainer:
                 "world_size": self.dist.world,
                 "log_temperature": float(self.loss.log_temperature.detach()),
                 "train_windows": len(self.sampler.starts),
+                "best_val": self.best,
             }
             save_checkpoint(
                 path,
@@ -287,6 +403,44 @@ class Trainer:
                 ),
             )
         return path
+
+    def validate(self) -> dict[str, float] | None:
+        """Matching accuracy on the held-out scenes; keeps best.pt, appends val.jsonl, plots.
+
+        Score: IMU→point-cloud Hungarian accuracy among co-temporal wearers (the runtime's
+        situation); also the paper protocol at n = 8 (IMU→PC, argmax and Hungarian).
+        """
+        if self.val_store is None or self.val_starts is None or len(self.val_starts) == 0:
+            return None
+        from despite.evaluate import (
+            TorchEmbedder,
+            cotemporal_matching,
+            embed_windows,
+            window_matching,
+        )
+
+        tic = time.monotonic()
+        embedder = TorchEmbedder(self.model, self.config.window)
+        data = embed_windows(embedder, self.val_store, self.val_starts, progress=False)
+        self.model.train()
+        co = cotemporal_matching(data, query="imu", candidate="pointcloud", time_stride=1)
+        paper = window_matching(data, n_list=[8], n_scenes=300, pairs=[("imu", "pointcloud")])
+        entry: dict[str, float] = {"step": float(self.step), "windows": float(len(data.track))}
+        if co.get("groups"):
+            entry |= {"cotemporal_argmax": co["argmax"], "cotemporal_hungarian": co["hungarian"]}
+        if paper:
+            summary = paper[0].summary()
+            entry |= {"n8_argmax": summary["argmax"], "n8_hungarian": summary["hungarian"]}
+        entry["seconds"] = time.monotonic() - tic
+        score = entry.get("cotemporal_hungarian", entry.get("n8_hungarian"))
+        if score is not None and (self.best is None or score > self.best):
+            self.best = score
+            self.save(BEST)
+        with (self.out_dir / "val.jsonl").open("a", encoding="utf-8") as stream:
+            stream.write(json.dumps(entry) + "\n")
+        LOG.info("validation at step %d: %s", self.step, entry)
+        plot_learning_curve(self.out_dir)
+        return entry
 
     def close(self) -> None:
         """Leave the torchrun process group (no-op for a single process)."""
@@ -315,8 +469,11 @@ class Trainer:
                 mean = float(np.mean(recent))
                 recent.clear()
                 bar.set_postfix(loss=f"{mean:.3f}")
+                entry = {"step": self.step, "loss": mean, **terms, "wall": time.time()}
                 with log_path.open("a", encoding="utf-8") as stream:
-                    stream.write(json.dumps({"step": self.step, "loss": mean, **terms}) + "\n")
+                    stream.write(json.dumps(entry) + "\n")
+            if config.val_every and self.step % config.val_every == 0 and self.dist.main:
+                self.validate()
             if self.step % config.checkpoint_every == 0:
                 self.save()
             if deadline is not None and time.monotonic() > deadline:

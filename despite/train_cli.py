@@ -48,6 +48,25 @@ def training_store(config: TrainConfig, *, progress: bool) -> FrameStore:
         scene_options=config.sim.scene,
         cache_dir=Path(config.cache_dir),
         progress=progress,
+        randomize=config.sim.randomize,
+        windows=config.sim.windows,
+    )
+
+
+def validation_store(config: TrainConfig, *, progress: bool) -> FrameStore | None:
+    """Held-out scenes (`sim.val_seeds`, built like the training scenes) when validating."""
+    if not config.val_every or config.source != "sim":
+        return None
+    from despite.train import sim_store
+
+    return sim_store(
+        range(*config.sim.val_seeds),
+        config.window,
+        scene_options=config.sim.scene,
+        cache_dir=Path(config.cache_dir),
+        progress=progress,
+        randomize=config.sim.randomize,
+        windows=config.sim.windows,
     )
 
 
@@ -68,10 +87,12 @@ def run(args: argparse.Namespace) -> int:
     }
     config = dataclasses.replace(config, **overrides)
     store = training_store(config, progress=not args.no_progress)
+    val_store = validation_store(config, progress=not args.no_progress)
     LOG.info("training %s on %d frames", config.name, len(store))
     trainer = Trainer(
         config,
         store=store,
+        val_store=val_store,
         device=args.device,
         resume=not args.no_resume,
         progress=not args.no_progress,

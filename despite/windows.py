@@ -78,6 +78,8 @@ class FrameStore:
     `time` (F,) the frame index inside its scene (same time -> same LiDAR frame).
     `imu_vectors` (F, C), when given, are ready per-frame IMU encoder inputs used as they are
     (the official LIPD pickle); otherwise IMU windows are made with `imu_features`.
+    `perceived` (F,), when given, marks frames whose points are the runtime perception's track
+    points (`despite.perceived`) rather than the person's ground-truth returns.
     """
 
     points: FloatArray
@@ -92,6 +94,7 @@ class FrameStore:
     person: I64Array
     time: I64Array
     imu_vectors: FloatArray | None = None
+    perceived: NDArray[np.bool_] | None = None
 
     def __len__(self) -> int:
         """Number of stored frames."""

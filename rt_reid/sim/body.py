@@ -49,11 +49,22 @@ class BodyShape:
         )
 
 
-def random_shape(rng: np.random.Generator) -> BodyShape:
-    """Draw a person: height 1.50-1.95 m, limb ratios +-6 %, shoulders +-10 %, girth 0.85-1.25."""
-    height = float(rng.uniform(1.50, 1.95))
-    leg, arm, torso = rng.uniform(0.94, 1.06, size=3)
-    shoulder = rng.uniform(0.9, 1.1)
+def spread_range(lo: float, hi: float, spread: float) -> tuple[float, float]:
+    """[lo, hi] widened (spread > 1) or narrowed about its centre; exactly (lo, hi) at 1."""
+    if spread == 1.0:
+        return lo, hi
+    centre, half = (lo + hi) / 2, (hi - lo) / 2 * spread
+    return centre - half, centre + half
+
+
+def random_shape(rng: np.random.Generator, spread: float = 1.0) -> BodyShape:
+    """Draw a person: height 1.50-1.95 m, limb ratios +-6 %, shoulders +-10 %, girth 0.85-1.25.
+
+    `spread` scales every range about its centre (domain randomisation, `SceneConfig.body_spread`).
+    """
+    height = float(rng.uniform(*spread_range(1.50, 1.95, spread)))
+    leg, arm, torso = rng.uniform(*spread_range(0.94, 1.06, spread), size=3)
+    shoulder = rng.uniform(*spread_range(0.9, 1.1, spread))
     h = height
     thigh, shin = 0.245 * h * leg, 0.246 * h * leg
     offsets = np.zeros((24, 3))
@@ -72,7 +83,8 @@ def random_shape(rng: np.random.Generator) -> BodyShape:
         offsets[J[name]] = np.asarray(value) * h
     offsets[J["left_knee"]] = offsets[J["right_knee"]] = (0, 0, -thigh)
     offsets[J["left_ankle"]] = offsets[J["right_ankle"]] = (0, 0, -shin)
-    return BodyShape(height, float(rng.uniform(0.85, 1.25)), offsets, float(rng.uniform(0.1, 0.6)))
+    girth = float(rng.uniform(*spread_range(0.85, 1.25, spread)))
+    return BodyShape(height, girth, offsets, float(rng.uniform(0.1, 0.6)))
 
 
 def euler_matrices(angles: F64Array) -> F64Array:

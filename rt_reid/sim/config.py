@@ -48,6 +48,9 @@ class SceneConfig:
     imu_duplicates: float = 0.002  # bags only: fraction of IMU messages written twice
     enter_leave: bool = True  # some people enter late or leave through the door
     behaviour: Behaviour = "mixed"  # "standing": after entering, walk to a spot, then stand/sit
+    body_spread: float = 1.0  # scales body ranges (height, limb ratios, shoulders, girth)
+    motion_spread: float = 1.0  # scales style ranges (cadence, stride, speed, arm swing, sway)
+    imu_mount_error_deg: float = 4.0  # 1-sigma mounting rotation error per axis
     point_labels: bool = False  # bags only: add a `label` field (person id + 1, 0 = room)
     start_time_s: float = 1_700_000_000.0  # stamp of the first LiDAR frame (LiDAR clock)
 
@@ -94,6 +97,15 @@ class SceneConfig:
                 f"clock_jitter_s must be 0..{0.15 / self.imu_rate_hz:.4f} s (keeps stamps ordered)",
             ),
             (self.start_time_s >= 0.0, "start_time_s must be >= 0"),
+            (0.0 <= self.body_spread <= 2.0, f"body_spread must be 0..2, got {self.body_spread}"),
+            (
+                0.0 <= self.motion_spread <= 2.0,
+                f"motion_spread must be 0..2, got {self.motion_spread}",
+            ),
+            (
+                0.0 <= self.imu_mount_error_deg <= 30.0,
+                f"imu_mount_error_deg must be 0..30, got {self.imu_mount_error_deg}",
+            ),
             (
                 self.behaviour in BEHAVIOURS,
                 f"behaviour must be one of {BEHAVIOURS}, got {self.behaviour!r}",

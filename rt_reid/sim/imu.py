@@ -55,8 +55,11 @@ class Mount:
     rotation: F64Array
 
 
-def make_mount(site: str, shape: BodyShape, rng: np.random.Generator) -> Mount:
-    """Sensor on the segment surface: x along the bone (distal), z out of the skin, small errors."""
+def make_mount(
+    site: str, shape: BodyShape, rng: np.random.Generator, error_deg: float = 4.0
+) -> Mount:
+    """Sensor on the segment surface: x along the bone (distal), z out of the skin, small errors
+    (1 cm position, `error_deg` 1-sigma rotation per axis)."""
     joint, child, fraction, outward, radius = SITES[site]
     bone = shape.offsets[J[child]]
     scale = shape.girth * shape.height / 1.75
@@ -65,7 +68,7 @@ def make_mount(site: str, shape: BodyShape, rng: np.random.Generator) -> Mount:
     x_axis = bone / np.linalg.norm(bone)
     y_axis = np.cross(out, x_axis)
     base = np.stack([x_axis, y_axis, out], axis=1)  # columns: sensor axes in the joint frame
-    error = Rotation.from_rotvec(rng.normal(0.0, np.deg2rad(4.0), 3)).as_matrix()
+    error = Rotation.from_rotvec(rng.normal(0.0, np.deg2rad(error_deg), 3)).as_matrix()
     return Mount(site, J[joint], position, base @ error)
 
 

@@ -17,7 +17,14 @@ from numpy.typing import NDArray
 from scipy.interpolate import CubicSpline
 
 from rt_reid.arrays import F64Array
-from rt_reid.sim.body import BodyShape, J, euler_matrices, forward_kinematics, with_ancestors
+from rt_reid.sim.body import (
+    BodyShape,
+    J,
+    euler_matrices,
+    forward_kinematics,
+    spread_range,
+    with_ancestors,
+)
 
 ACTIVITIES: tuple[str, ...] = (
     "stand", "walk", "jog", "wave_one_arm", "wave_both_arms", "talk_gesture", "squat", "lunge",
@@ -68,30 +75,38 @@ class Style:
     phases: F64Array  # (8,) phases in rad
 
 
-def random_style(rng: np.random.Generator, shape: BodyShape) -> Style:
-    """Draw a style; walking speed follows gait frequency and leg length like real gait."""
-    gait_freq = float(rng.uniform(0.82, 1.05))
+def random_style(rng: np.random.Generator, shape: BodyShape, spread: float = 1.0) -> Style:
+    """Draw a style; walking speed follows gait frequency and leg length like real gait.
+
+    `spread` scales every range about its centre (cadence, stride, speed limits, arm swing,
+    tempo, idle sway: domain randomisation, `SceneConfig.motion_spread`).
+    """
+
+    def draw(lo: float, hi: float) -> float:
+        return float(rng.uniform(*spread_range(lo, hi, spread)))
+
+    gait_freq = draw(0.82, 1.05)
     leg = float(-(shape.offsets[J["left_knee"], 2] + shape.offsets[J["left_ankle"], 2]))
-    stride = leg * rng.uniform(1.45, 1.75)
-    walk_speed = float(np.clip(gait_freq * stride, 0.9, 1.6))
+    stride = leg * draw(1.45, 1.75)
+    walk_speed = float(np.clip(gait_freq * stride, *spread_range(0.9, 1.6, spread)))
     # The stance leg sweeps from +A to -A in half a gait cycle while the body moves one step
     # (v / 2f), so 2 L sin(A) = v / (2f) keeps the planted foot from skating on average.
     hip_to_floor = leg + shape.heel_drop
     hip_amp = float(np.arcsin(min(0.6, walk_speed / (4 * gait_freq * hip_to_floor))))
     return Style(
         gait_freq=gait_freq,
-        jog_freq=float(rng.uniform(1.3, 1.55)),
+        jog_freq=draw(1.3, 1.55),
         walk_speed=walk_speed,
-        hip_amp=hip_amp * float(rng.uniform(0.95, 1.05)),
-        knee_amp=float(rng.uniform(0.85, 1.15)),
-        arm_amp=float(rng.uniform(0.12, 0.6)),
-        elbow_bend=float(rng.uniform(0.05, 0.5)),
-        arm_abduction=float(rng.uniform(0.04, 0.16)),
-        lean=float(rng.uniform(-0.04, 0.12)),
-        head_pitch=float(rng.uniform(-0.1, 0.15)),
-        twist=float(rng.uniform(0.03, 0.1)),
-        tempo=float(rng.uniform(0.8, 1.25)),
-        sway_amp=float(rng.uniform(0.006, 0.02)),
+        hip_amp=hip_amp * draw(0.95, 1.05),
+        knee_amp=draw(0.85, 1.15),
+        arm_amp=max(0.0, draw(0.12, 0.6)),
+        elbow_bend=max(0.0, draw(0.05, 0.5)),
+        arm_abduction=max(0.0, draw(0.04, 0.16)),
+        lean=draw(-0.04, 0.12),
+        head_pitch=draw(-0.1, 0.15),
+        twist=max(0.0, draw(0.03, 0.1)),
+        tempo=draw(0.8, 1.25),
+        sway_amp=max(0.0, draw(0.006, 0.02)),
         freqs=rng.uniform(0.12, 1.2, size=6),
         phases=rng.uniform(0.0, 2 * np.pi, size=8),
     )

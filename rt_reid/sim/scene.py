@@ -41,6 +41,7 @@ class SimPerson:
     scan_times: F64Array = field(
         default_factory=lambda: np.zeros(0), repr=False
     )  # when the beam hit
+    partner: int = -1  # person id of the partner walking side by side in step with them, or -1
 
 
 @dataclass
@@ -172,8 +173,8 @@ def simulate_scene(cfg: SceneConfig, *, progress: bool = False) -> SimScene:
     seeds = np.random.SeedSequence(cfg.seed).spawn(4)
     room_rng, people_rng, plan_rng, id_rng = (np.random.default_rng(s) for s in seeds)
     room = make_room(cfg, room_rng)
-    shapes = [random_shape(people_rng) for _ in range(cfg.people)]
-    styles = [random_style(people_rng, shape) for shape in shapes]
+    shapes = [random_shape(people_rng, cfg.body_spread) for _ in range(cfg.people)]
+    styles = [random_style(people_rng, shape, cfg.motion_spread) for shape in shapes]
     plan = Planner(cfg, room, styles, plan_rng).run()
     motions = [
         PersonMotion(shape, style, segments, trajectory)
@@ -218,6 +219,7 @@ def simulate_scene(cfg: SceneConfig, *, progress: bool = False) -> SimScene:
                 mesh=body_mesh(motion.shape),
                 reflectivity=motion.shape.reflectivity,
                 scan_times=scan_times,
+                partner=plan.partners[i],
             )
         )
 
@@ -252,7 +254,10 @@ def simulate_scene(cfg: SceneConfig, *, progress: bool = False) -> SimScene:
     for i in tqdm(wearers, desc="IMU synthesis", unit="person", disable=not progress):
         person = people[i]
         person_rng = np.random.default_rng([cfg.seed, IMU_STREAM, i])
-        mounts = [make_mount(site, person.motion.shape, person_rng) for site in sites]
+        mounts = [
+            make_mount(site, person.motion.shape, person_rng, cfg.imu_mount_error_deg)
+            for site in sites
+        ]
         times = sample_times(cfg, person_rng)  # the wearer's devices sample on one shared grid
         for k, ideal in enumerate(ideal_imus(person.motion, mounts, times)):
             device_rng = np.random.default_rng([cfg.seed, IMU_STREAM, i, k])

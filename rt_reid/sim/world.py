@@ -356,6 +356,7 @@ class Plan:
 
     segments: list[list[Segment]]
     trajectories: list[Trajectory]
+    partners: list[int]  # per person: the partner walking in step beside them, or -1
 
 
 def _merge_short(segments: list[Segment]) -> list[Segment]:
@@ -690,7 +691,11 @@ class Planner:
                                         agent.segments[0].params)  # fmt: skip
         segments = [_merge_short(a.segments) for a in agents]
         trajectories = [self._spline(times, history[:, i]) for i in range(n)]
-        return Plan(segments, trajectories)
+        partners = [a.leader for a in agents]
+        for i, agent in enumerate(agents):
+            if agent.leader >= 0:
+                partners[agent.leader] = i
+        return Plan(segments, trajectories, partners)
 
     def _turn(self, agent: Agent) -> None:
         """Update heading (towards walking direction or the task's facing) and gait phase."""
