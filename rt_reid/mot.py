@@ -7,6 +7,8 @@ ground truth is the pelvis and a track is the centroid of the visible points).
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
@@ -44,6 +46,7 @@ class TrackingMetrics:
     num_misses: int
     num_false_positives: int
     num_switches: int
+    num_fragmentations: int  # times a tracked person's coverage was interrupted
     mostly_tracked: int
     num_unique_objects: int
 
@@ -74,6 +77,78 @@ def tracking_metrics(
         for f in fields(TrackingMetrics)
     }
     return TrackingMetrics(**values)
+
+
+DISTANCE_BANDS = (0.0, 3.0, 6.0, 12.0, 25.0)  # metres from the sensor (ground plane)
+MOVING_SPEED = 0.3  # m/s; slower people count as still
+
+
+def no_track_breakdown(
+    distance: npt.ArrayLike,
+    speed: npt.ArrayLike,
+    tracked: npt.ArrayLike,
+    *,
+    bands: Sequence[float] = DISTANCE_BANDS,
+    moving_speed: float = MOVING_SPEED,
+) -> dict[str, float]:
+    """Share of person-frames without a track, overall, per distance band and moving/still.
+
+    One entry per person-frame: ground-plane distance from the sensor (m), ground-truth speed
+    (m/s) and whether a track matched it. Keys `no_track_rate[_<band>|_moving|_still]` hold the
+    rates (NaN for an empty group) and `person_frames[_...]` the counts behind them.
+    """
+    dist = np.asarray(distance, dtype=np.float64).reshape(-1)
+    spd = np.asarray(speed, dtype=np.float64).reshape(-1)
+    hit = np.asarray(tracked, dtype=bool).reshape(-1)
+    if not len(dist) == len(spd) == len(hit):
+        raise ReidError(
+            f"no_track_breakdown: {len(dist)} distances, {len(spd)} speeds, {len(hit)} flags"
+        )
+    groups: dict[str, npt.NDArray[np.bool_]] = {"": np.ones(len(hit), dtype=bool)}
+    edges = [*bands, math.inf]
+    for low, high in itertools.pairwise(edges):
+        name = f"{low:g}-{high:g}m" if math.isfinite(high) else f"{low:g}m+"
+        groups[f"_{name}"] = (dist >= low) & (dist < high)
+    groups["_moving"] = spd >= moving_speed
+    groups["_still"] = spd < moving_speed
+    out: dict[str, float] = {}
+    for suffix, mask in groups.items():
+        count = int(mask.sum())
+        out[f"no_track_rate{suffix}"] = float((~hit[mask]).mean()) if count else math.nan
+        out[f"person_frames{suffix}"] = float(count)
+    return out
+
+
+def no_track_rates(
+    people: Iterable[tuple[npt.ArrayLike, npt.ArrayLike, npt.ArrayLike]],
+    *,
+    warmup_s: float,
+    reentry_gap_s: float = 1.0,
+) -> dict[str, float]:
+    """`no_track_breakdown` over people given as (stamps (T,), xy (T, 2), tracked (T,)) each.
+
+    A person counts from `warmup_s` after each entry (an absence longer than `reentry_gap_s` is
+    a new entry), as the identity metrics do; speeds are central differences of the positions.
+    """
+    distance, speed, tracked = [], [], []
+    for stamps_like, xy_like, hit_like in people:
+        stamps = np.asarray(stamps_like, dtype=np.float64).reshape(-1)
+        xy = np.asarray(xy_like, dtype=np.float64).reshape(-1, 2)
+        hit = np.asarray(hit_like, dtype=bool).reshape(-1)
+        entry = np.r_[True, np.diff(stamps) > reentry_gap_s]
+        entered = stamps[np.flatnonzero(entry)[np.cumsum(entry) - 1]]
+        scored = stamps - entered >= warmup_s
+        velocity = np.zeros_like(xy)
+        if len(stamps) > 1:
+            velocity[:] = np.gradient(xy, stamps, axis=0)
+        distance.append(np.hypot(xy[scored, 0], xy[scored, 1]))
+        speed.append(np.hypot(velocity[scored, 0], velocity[scored, 1]))
+        tracked.append(hit[scored])
+    if not distance:
+        return no_track_breakdown([], [], [])
+    return no_track_breakdown(
+        np.concatenate(distance), np.concatenate(speed), np.concatenate(tracked)
+    )
 
 
 def _positions(values: FramePositions, count: int, dims: int, what: str) -> npt.NDArray[np.float64]:

@@ -23,6 +23,9 @@ from rt_reid.perception.params import ClusterParams, RoiParams
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 KMEANS_ITERATIONS = 4
 HEAD_BIN = 0.05  # metres, resolution of the top-height profile used to find heads
+PERSON_HEIGHT = 1.5  # metres of a person visible above the ground margin, for expected counts
+PERSON_WIDTH = 0.45  # metres, shoulder width seen from the sensor
+MAX_TOP_DROP = 0.4  # metres: the lowest the measured top of a far person may sit below min_top
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,35 @@ class Clusterer:
     def __init__(self, *, params: ClusterParams, roi: RoiParams) -> None:
         self.params = params
         self._grid = Grid(roi=roi, size=params.cell_size, dims=2)
+        self._spacing: tuple[float, float] | None = None
+
+    def set_resolution(self, beam_spacing: float, column_spacing: float) -> None:
+        """Angular spacing of the sensor's beams and columns (radians): gates scale with range."""
+        self._spacing = (beam_spacing, column_spacing)
+
+    def gates_at(
+        self, ranges: npt.NDArray[np.float64]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Minimum point count, vertical extent and top of a person at these ranges (m).
+
+        A person of `PERSON_HEIGHT` x `PERSON_WIDTH` at range r collects about
+        (H / (r dEl)) x (W / (r dAz)) returns; far away (16 beams at 12 m: a few rings) the
+        count gate is `min_point_share` of that, the height gate one beam spacing, and the top
+        may be one beam spacing (at most `MAX_TOP_DROP`) below the head (the next beam passes
+        over it).
+        """
+        p = self.params
+        count = np.full(len(ranges), float(p.min_points))
+        height = np.full(len(ranges), p.min_height)
+        top = np.full(len(ranges), p.min_top)
+        if self._spacing is not None:
+            beam, column = self._spacing
+            r = np.maximum(ranges, 0.5)
+            expected = (PERSON_HEIGHT / (r * beam)) * (PERSON_WIDTH / (r * column))
+            count = np.clip(p.min_point_share * expected, p.min_points_floor, p.min_points)
+            height = np.minimum(p.min_height, 0.9 * r * beam)
+            top = p.min_top - np.minimum(r * beam, MAX_TOP_DROP)
+        return count, height, top
 
     def detect(
         self,
@@ -68,12 +100,15 @@ class Clusterer:
         xy = pts[:, :2].astype(np.float64)
         second = np.add.reduceat(np.c_[xy * xy, xy[:, 0] * xy[:, 1]], starts, axis=0)
         thickness = _minor_std(sums[:, :2], second, counts)
-        kept = np.flatnonzero(counts >= p.min_points)
+        min_count, min_height, min_top = self.gates_at(
+            np.linalg.norm(sums / counts[:, None], axis=1)
+        )
+        kept = np.flatnonzero(counts >= min_count)
         footprint = (high - low)[:, :2].max(axis=1)
         person = (
-            (top >= p.min_top)
+            (top >= min_top)
             & (top <= p.max_top)
-            & (top - bottom >= p.min_height)
+            & (top - bottom >= min_height)
             & (thickness >= p.min_thickness)
         )
         owners = _owners(low[kept, :2], high[kept, :2], predictions, p.split_margin)
@@ -140,10 +175,12 @@ class Clusterer:
     ) -> Detection | None:
         """Detection of one split part if it looks like one person (count, top, size), else None."""
         p = self.params
-        if len(points) < p.min_points:
+        centre = points.mean(axis=0, dtype=np.float64)
+        min_count, min_height, min_top = self.gates_at(np.array([np.linalg.norm(centre)]))
+        if len(points) < min_count[0]:
             return None
         top = float(heights.max())
-        if not p.min_top <= top <= p.max_top or top - float(heights.min()) < p.min_height:
+        if not min_top[0] <= top <= p.max_top or top - float(heights.min()) < min_height[0]:
             return None
         extent = (points.max(axis=0) - points.min(axis=0)).astype(np.float64)
         if max(extent[0], extent[1]) > p.max_footprint:
@@ -153,7 +190,7 @@ class Clusterer:
         if _minor_std(xy.sum(axis=0)[None], second, np.array([len(xy)]))[0] < p.min_thickness:
             return None
         return Detection(
-            position=points.mean(axis=0, dtype=np.float64),
+            position=centre,
             extent=extent,
             points=points,
             top=top,

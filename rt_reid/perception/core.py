@@ -9,6 +9,7 @@ tracks predicted outside the region of interest are dropped (they left through a
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -16,11 +17,28 @@ import numpy as np
 import numpy.typing as npt
 
 from rt_reid.arrays import FloatArray
-from rt_reid.errors import MessageError
+from rt_reid.errors import MessageError, ReidError
 from rt_reid.perception.cluster import Clusterer
-from rt_reid.perception.frontend import BackgroundModel, GroundModel, Rays, roi_mask
+from rt_reid.perception.frontend import (
+    BackgroundModel,
+    GroundModel,
+    Rays,
+    check_voxel_grid,
+    roi_mask,
+)
 from rt_reid.perception.params import PerceptionParams
+from rt_reid.perception.rangeimage import (
+    MIN_GEOMETRY_POINTS,
+    BeamGeometry,
+    RangeImageBackground,
+    silhouette_share,
+)
 from rt_reid.perception.tracker import Track, Tracker
+
+LOG = logging.getLogger(__name__)
+STRUCTURE_MARGIN = 0.2  # metres above `cluster.max_top`: a static object reaching it is structure
+SILHOUETTE_MARGIN = 0.2  # metres: what is beside a free-standing person lies this much behind
+SILHOUETTE_SHARE = 0.6  # share of its beam rows' ends that must occlude to take it as a person
 
 
 @dataclass(frozen=True)
@@ -53,17 +71,32 @@ class LidarPerception:
     def __init__(self, *, params: PerceptionParams) -> None:
         self.params = params
         self.ground = GroundModel(params=params.ground, roi=params.roi)
-        self.background = BackgroundModel(params=params.background, roi=params.roi)
+        check_voxel_grid(params.background, params.roi)
         self.clusterer = Clusterer(params=params.cluster, roi=params.roi)
         self.tracker = Tracker(params=params.tracker)
         roi = params.roi
         self._roi_low = np.array([roi.x_min, roi.y_min])
         self._roi_high = np.array([roi.x_max, roi.y_max])
+        self._model: BackgroundModel | RangeImageBackground | None = None
+
+    @property
+    def background(self) -> BackgroundModel | RangeImageBackground:
+        """The background model in use (chosen on the first frame with enough points)."""
+        if self._model is None:
+            raise ReidError("no background model yet: process a frame first")
+        return self._model
+
+    @property
+    def mode(self) -> str:
+        """`range_image` or `voxel` once the first frame chose the background model, else ``""``."""
+        if self._model is None:
+            return ""
+        return "range_image" if isinstance(self._model, RangeImageBackground) else "voxel"
 
     def reset(self) -> None:
         """Drop tracks, background and floor (clock jump, bag loop); ids keep counting up."""
         self.ground.reset()
-        self.background.reset()
+        self._model = None
         self.tracker.reset()
 
     def process(self, xyz: FloatArray, stamp_s: float) -> PerceptionResult:
@@ -77,36 +110,173 @@ class LidarPerception:
         if not finite.all():
             points = points[finite]
         rays = Rays.of(points)
-        self.background.observe_rays(rays, stamp_s)  # every return, also outside the ROI
+        if self._model is None:
+            self._model = self._choose_model(rays)
+        model = self._model
+        if isinstance(model, RangeImageBackground):
+            return self._process_range_image(model, points, rays, stamp_s, tic)
+        if isinstance(model, BackgroundModel):
+            return self._process_voxels(model, points, rays, stamp_s, tic)
+        return PerceptionResult(tracks=[], ready=False)  # too few points to choose a model yet
+
+    def _choose_model(self, rays: Rays) -> BackgroundModel | RangeImageBackground | None:
+        """Range image if the cloud shows beam structure (or it is forced), else voxels."""
+        mode = self.params.background.mode
+        if mode == "voxel":
+            return BackgroundModel(params=self.params.background, roi=self.params.roi)
+        geometry = BeamGeometry.learn(rays)
+        if geometry is not None:
+            LOG.info(
+                "background: range image of %d beams x %d columns", geometry.beams, geometry.columns
+            )
+            self.clusterer.set_resolution(geometry.beam_spacing, geometry.column_spacing)
+            return RangeImageBackground(params=self.params.background, geometry=geometry)
+        if len(rays.range) < MIN_GEOMETRY_POINTS:
+            return None  # decide on a fuller frame
+        if mode == "range_image":
+            raise MessageError(
+                "perception.background.mode is range_image but the cloud shows no beam "
+                "structure (elevations not on beams); use mode auto or voxel"
+            )
+        LOG.info("background: no beam structure in the cloud, using the voxel grid")
+        return BackgroundModel(params=self.params.background, roi=self.params.roi)
+
+    def _above_ground(
+        self, points: FloatArray, rays: Rays, learn: bool
+    ) -> tuple[npt.NDArray[np.int64], FloatArray]:
+        """Indices of the points inside the ROI and above the ground, and their heights."""
         keep = np.flatnonzero(roi_mask(points, rays.range, self.params.roi))
-        if not self.background.ready:
+        if learn:
             self.ground.learn(points[keep])
         heights = self.ground.height(points[keep])
         if self.params.ground.mode != "none":
             above = heights >= self.params.ground.margin
             keep, heights = keep[above], heights[above]
+        return keep, heights
+
+    def _process_range_image(
+        self,
+        model: RangeImageBackground,
+        points: FloatArray,
+        rays: Rays,
+        stamp_s: float,
+        tic: float,
+    ) -> PerceptionResult:
+        """One frame with the per-beam range-image background."""
+        was_ready = model.ready
+        all_rays = rays
+        keep, heights = self._above_ground(points, rays, learn=not was_ready)
         points, rays = points[keep], rays[keep]
-        voxels = self.background.voxel_index(points)
-        # Returns at the farthest range ever seen in their direction are walls or furniture that
-        # were hidden behind someone, never a person (someone always has a wall behind them).
-        revealed = self.background.revealed(rays)
-        background = self.background.is_background(points, voxels, stamp_s) | revealed
-        foreground = np.flatnonzero(~background)
+        pixels = model.geometry.pixel(rays)
+        foreground = np.flatnonzero(model.is_foreground(pixels, rays.range))
         tac = time.perf_counter()
         self.tracker.predict(stamp_s)
         self.tracker.drop_outside(self._roi_low, self._roi_high)
         detections = []
-        if self.background.ready:
+        if was_ready:
             detections = self.clusterer.detect(
                 points[foreground], heights[foreground], self.tracker.predicted_xy()
             )
         toc = time.perf_counter()
         self.tracker.update(detections)
-        protected = self._protected_points(points, foreground)
+        protected = np.zeros(len(points), dtype=bool)
+        protected[foreground[self._protected(points[foreground])]] = True
+        tuc = time.perf_counter()
+        model.update(pixels, rays.range, protected, stamp_s)
+        if model.ready and not was_ready and self.params.background.find_static_people:
+            image = np.full(model.geometry.pixels, np.inf, dtype=np.float32)
+            image[model.geometry.pixel(all_rays)] = all_rays.range
+            self._unmask_static_people(
+                model=model,
+                image=image,
+                points=points,
+                heights=heights,
+                pixels=pixels,
+                ranges=rays.range,
+            )
+        end = time.perf_counter()
+        return self._result(len(foreground), (tic, tac, toc, tuc, end), ready=was_ready)
+
+    def _unmask_static_people(
+        self,
+        *,
+        model: RangeImageBackground,
+        image: FloatArray,
+        points: FloatArray,
+        heights: FloatArray,
+        pixels: npt.NDArray[np.int64],
+        ranges: FloatArray,
+    ) -> None:
+        """Person-shaped (and tall) objects learned in the warm-up become foreground again.
+
+        Someone standing still since before the start is background after the warm-up; the
+        last warm-up frame is clustered whole and clusters that pass the person gates with a top
+        of at least `protect_min_top` that stand free (their silhouette occludes what is
+        behind in most beam rows: `image` is the whole frame's range image) are taken out of
+        the background. Furniture is lower or fails the gates, walls are thin or too wide,
+        corners and wall fragments do not occlude.
+        """
+        # Up to a little above the tallest person: a pillar or shelf keeps a top above
+        # `max_top` and is rejected, a ceiling does not join the people under it.
+        below = heights <= self.params.cluster.max_top + STRUCTURE_MARGIN
+        index = np.flatnonzero(below)
+        detections = self.clusterer.detect(points[index], heights[index], np.zeros((0, 2)))
+        for detection in detections:
+            rows = index[detection.index]
+            # Cut by the top of the field of view: true height unknown (a pillar seen from a low
+            # mount looks like a person), not taken.
+            cut = int(pixels[rows].max()) // model.geometry.columns == model.geometry.beams - 1
+            share = silhouette_share(model.geometry, image, pixels[rows], SILHOUETTE_MARGIN)
+            tall = detection.top >= self.params.background.protect_min_top
+            if tall and not cut and share >= SILHOUETTE_SHARE:
+                model.unmask(pixels[rows], ranges[rows])
+                LOG.info(
+                    "background: person-shaped object at %s (m) taken as a person",
+                    detection.position[:2].round(2),
+                )
+
+    def _process_voxels(
+        self,
+        model: BackgroundModel,
+        points: FloatArray,
+        rays: Rays,
+        stamp_s: float,
+        tic: float,
+    ) -> PerceptionResult:
+        """One frame with the voxel background (clouds without beam structure)."""
+        model.observe_rays(rays, stamp_s)  # every return, also outside the ROI
+        keep, heights = self._above_ground(points, rays, learn=not model.ready)
+        points, rays = points[keep], rays[keep]
+        voxels = model.voxel_index(points)
+        # Returns at the farthest range ever seen in their direction are walls or furniture that
+        # were hidden behind someone, never a person (someone always has a wall behind them).
+        revealed = model.revealed(rays)
+        background = model.is_background(points, voxels, stamp_s) | revealed
+        foreground = np.flatnonzero(~background)
+        tac = time.perf_counter()
+        self.tracker.predict(stamp_s)
+        self.tracker.drop_outside(self._roi_low, self._roi_high)
+        detections = []
+        if model.ready:
+            detections = self.clusterer.detect(
+                points[foreground], heights[foreground], self.tracker.predicted_xy()
+            )
+        toc = time.perf_counter()
+        self.tracker.update(detections)
+        protected = np.zeros(len(points), dtype=bool)
+        protected[foreground[self._protected(points[foreground])]] = True
         tuc = time.perf_counter()
         learn = ~protected | revealed  # revealed surfaces are learned even inside a track's box
-        self.background.update(voxels[learn], revealed[learn], stamp_s)
+        model.update(voxels[learn], revealed[learn], stamp_s)
         end = time.perf_counter()
+        return self._result(len(foreground), (tic, tac, toc, tuc, end), ready=model.ready)
+
+    def _result(
+        self, foreground: int, marks: tuple[float, float, float, float, float], *, ready: bool
+    ) -> PerceptionResult:
+        """The frame's tracks and stage timings from the stage marks (start, foreground done,
+        clustering done, tracking done, end)."""
+        tic, tac, toc, tuc, end = marks
         return PerceptionResult(
             tracks=[_observation(t) for t in self.tracker.tracks],
             timings={
@@ -114,23 +284,31 @@ class LidarPerception:
                 "cluster": toc - tac,
                 "track": tuc - toc,
             },
-            foreground_points=len(foreground),
-            ready=self.background.ready,
+            foreground_points=foreground,
+            ready=ready,
         )
 
-    def _protected_points(
-        self, points: FloatArray, foreground: npt.NDArray[np.int64]
-    ) -> npt.NDArray[np.bool_]:
-        """Mask of the points of this frame's confirmed tracks that have walked."""
-        protected = np.zeros(len(points), dtype=bool)
-        for track in self.tracker.tracks:
-            if (
-                track.confirmed
-                and track.detection is not None
-                and track.travel >= self.params.background.protect_min_travel
-            ):
-                protected[foreground[track.detection.index]] = True
-        return protected
+    def _protected(self, foreground: FloatArray) -> npt.NDArray[np.bool_]:
+        """Mask of foreground points near a confirmed track that is a person.
+
+        A track is a person once it has walked `protect_min_travel` or stands at least
+        `protect_min_top` tall; everything within `protect_radius` of it (also while it coasts
+        behind an occluder) never teaches the background, so a person standing still is never
+        absorbed, while a moved chair (low, never walking) is.
+        """
+        p = self.params.background
+        mask = np.zeros(len(foreground), dtype=bool)
+        centres = [
+            t.state[:2]
+            for t in self.tracker.tracks
+            if t.confirmed and (t.travel >= p.protect_min_travel or t.top >= p.protect_min_top)
+        ]
+        if not centres or not len(foreground):
+            return mask
+        xy = foreground[:, :2].astype(np.float64)
+        for centre in centres:
+            mask |= np.hypot(xy[:, 0] - centre[0], xy[:, 1] - centre[1]) <= p.protect_radius
+        return mask
 
 
 def _observation(track: Track) -> TrackObservation:

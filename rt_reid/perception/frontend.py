@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from rt_reid.arrays import BoolArray, FloatArray
 from rt_reid.errors import ConfigError
@@ -22,6 +23,7 @@ IndexArray = npt.NDArray[np.int64]
 CANDIDATE_REFRESH_S = (
     1.0  # how often the list of background voxels to test for free space is rebuilt
 )
+FLOOR_WINDOW = 5  # ground cells: the floor of a cell is the lowest return in this window of cells
 MAX_VOXELS = 50_000_000  # 50 M voxels = 600 MB of state: a region of interest this big is a typo
 
 
@@ -33,6 +35,18 @@ def roi_mask(points: FloatArray, ranges: FloatArray, roi: RoiParams) -> BoolArra
     inside &= (z >= roi.z_min) & (z < roi.z_max)
     inside &= ranges >= roi.min_range
     return inside
+
+
+def check_voxel_grid(params: BackgroundParams, roi: RoiParams) -> None:
+    """ConfigError when the voxel fallback would need an unreasonable grid for this ROI."""
+    if params.mode == "range_image":
+        return
+    cells = Grid(roi=roi, size=params.voxel_size, dims=3).cells
+    if cells > MAX_VOXELS:
+        raise ConfigError(
+            f"region of interest needs {cells} voxels of {params.voxel_size} m "
+            f"(limit {MAX_VOXELS}): shrink perception.roi or grow background.voxel_size"
+        )
 
 
 class Grid:
@@ -110,9 +124,18 @@ class GroundModel:
         self._fallback = None
 
     def _filled_floor(self) -> FloatArray:
-        """Learned floor with unseen cells set to the median learned floor."""
+        """Learned floor: the lowest return within `FLOOR_WINDOW` cells, else the median floor.
+
+        The lowest return of one cell is not always floor (the floor under a chair or table is
+        hidden, far cells between sparse rings see only furniture or walls); the floor around it
+        is, and a step or platform wider than the window keeps its own height.
+        """
         known = np.isfinite(self._floor)
-        return np.where(known, self._floor, np.median(self._floor[known])).astype(np.float32)
+        lowest = ndimage.minimum_filter(
+            self._floor.reshape(self._grid.shape), size=FLOOR_WINDOW, mode="nearest"
+        ).reshape(-1)
+        median = np.median(self._floor[known])
+        return np.where(np.isfinite(lowest), lowest, median).astype(np.float32)
 
 
 @dataclass(frozen=True)

@@ -50,8 +50,13 @@ class GroundParams:
 
 @dataclass(frozen=True, kw_only=True)
 class BackgroundParams:
-    """Voxel occupancy background model (per-voxel hit rate with asymmetric time constants)."""
+    """Background model: per-beam range image, or voxel occupancy where beams cannot be found.
 
+    `mode` auto uses the range image when the first frame shows beam structure (elevations
+    clustered on beams, azimuths on columns), else the voxel grid.
+    """
+
+    mode: Literal["auto", "range_image", "voxel"] = "auto"
     voxel_size: float = 0.15
     warmup_s: float = 1.0  # learn the static scene; no detections during this time
     warmup_min_fraction: float = 0.3  # share of warm-up frames a voxel must be hit in
@@ -65,6 +70,9 @@ class BackgroundParams:
     threshold: float = 0.5  # hit rate above which a voxel is background
     range_tolerance: float = 0.08  # metres along the ray checked for background (range noise)
     protect_min_travel: float = 0.5  # tracks that moved this far are never absorbed
+    protect_min_top: float = 1.2  # ... nor tracks this tall (people; chairs and boxes are lower)
+    protect_radius: float = 0.6  # foreground within this of a protected track is never learned
+    find_static_people: bool = True  # at the end of warm-up, person-shaped background -> tracks
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -72,7 +80,9 @@ class ClusterParams:
     """Ground-plane grid clustering of foreground points and person-size gates."""
 
     cell_size: float = 0.1  # metres; 8-connected occupied cells form one cluster
-    min_points: int = 8
+    min_points: int = 30  # at close range; fewer far away (see min_point_share)
+    min_point_share: float = 0.15  # share of a person's expected returns at its range and beams
+    min_points_floor: int = 4  # never fewer points than this
     min_top: float = 0.9  # cluster top height above ground (sitting people are ~1.3 m)
     max_top: float = 2.4
     min_height: float = 0.5  # vertical extent of the cluster's points
@@ -92,11 +102,12 @@ class TrackerParams:
     gate_m: float = 1.0  # max distance prediction -> detection
     gate_sigma: float = 4.0  # Mahalanobis gate (standard deviations)
     confirm_hits: int = 3  # hits to confirm a tentative track
-    tentative_max_missed: int = 1  # a tentative track dies after this many misses in a row
+    tentative_max_missed: int = 2  # a tentative track dies after this many misses in a row
     max_coast_s: float = 3.0  # a lost confirmed track coasts this long before it is dropped
     coast_damping_s: float = 1.0  # time constant of the velocity decay while coasting
     max_speed: float = 3.0  # m/s, velocity clamp for coasting predictions
     merge_distance: float = 0.2  # confirmed tracks closer than this are one person: merged
+    top_weight: float = 1.0  # association cost per metre of height difference (shape cue)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,6 +23,7 @@ from rt_reid.perception.params import TrackerParams
 Vector = npt.NDArray[np.float64]
 H = np.eye(2, 4)
 UNASSIGNED = 1e9
+TOP_SMOOTHING = 0.2  # weight of a new cluster top in the track's smoothed top
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Track:
     extent: Vector
     birth: Vector  # (2,) first position
     travel: float  # farthest distance from `birth` so far
+    top: float  # smoothed top height above ground of its clusters
     last_seen: float  # stamp of the last detection
     hits: int = 1
     age_frames: int = 1
@@ -159,11 +161,13 @@ class Tracker:
         return [t for t in tracks if t.track_id not in dropped]
 
     def _associate(self, tracks: list[Track], detections: list[Detection]) -> list[tuple[int, int]]:
-        """Gated minimum-distance one-to-one assignment (Euclidean and Mahalanobis gates)."""
+        """Gated one-to-one assignment (Euclidean and Mahalanobis gates) minimising distance plus
+        `top_weight` times the difference between cluster top and the track's smoothed top."""
         if not tracks or not detections:
             return []
         p = self.params
         det_xy = np.array([d.position[:2] for d in detections])
+        det_top = np.array([d.top for d in detections])
         cost = np.full((len(tracks), len(detections)), UNASSIGNED)
         r = p.measurement_std**2
         for i, track in enumerate(tracks):
@@ -173,7 +177,8 @@ class Tracker:
             mahalanobis = np.einsum("ij,jk,ik->i", innovation, np.linalg.inv(S), innovation)
             gate = p.gate_m + 0.5 * p.max_speed * track.missed_s
             ok = (distance <= gate) & (mahalanobis <= p.gate_sigma**2)
-            cost[i, ok] = distance[ok]
+            # Shape: people differ in height; a close pass keeps each track on its own head.
+            cost[i, ok] = distance[ok] + p.top_weight * np.abs(det_top[ok] - track.top)
         rows, cols = linear_sum_assignment(cost)
         return [
             (int(r_), int(c)) for r_, c in zip(rows, cols, strict=True) if cost[r_, c] < UNASSIGNED
@@ -196,6 +201,7 @@ class Tracker:
         track.missed_s = 0.0
         track.last_seen = self._stamp if self._stamp is not None else 0.0
         track.travel = max(track.travel, float(np.hypot(*(track.state[:2] - track.birth))))
+        track.top += TOP_SMOOTHING * (detection.top - track.top)
         if track.hits >= p.confirm_hits:
             track.confirmed = True
 
@@ -211,6 +217,7 @@ class Tracker:
             extent=detection.extent,
             birth=detection.position[:2].copy(),
             travel=0.0,
+            top=detection.top,
             last_seen=self._stamp if self._stamp is not None else 0.0,
             detection=detection,
             confirmed=self.params.confirm_hits <= 1,

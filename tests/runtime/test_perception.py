@@ -192,8 +192,12 @@ def test_moved_chair_becomes_background_after_absorb_time():
     assert max(counts[40:]) < 20  # background after 4 s
 
 
-def _standing_person(protect_min_travel):
-    background = dataclasses.replace(params().background, protect_min_travel=protect_min_travel)
+def _standing_person(protect_min_travel, protect_min_top=1.2):
+    background = dataclasses.replace(
+        params().background,
+        protect_min_travel=protect_min_travel,
+        protect_min_top=protect_min_top,
+    )
     perception = LidarPerception(params=params(background=background))
     stamp = warmed_up(perception)
     path = line((-3, 2), (-1, 2), 20) + [(-1.0, 2.0)] * 100  # walk 2 s, stand 10 s
@@ -211,14 +215,14 @@ def test_standing_person_is_not_absorbed_while_tracked():
 
 def test_without_track_feedback_a_standing_person_is_absorbed():
     """The failure the feedback prevents: with protection off the person fades into background."""
-    results = _standing_person(protect_min_travel=1e9)
+    results = _standing_person(protect_min_travel=1e9, protect_min_top=1e9)
     assert results[-1].foreground_points < 50
     assert not any(t.points is not None for t in results[-1].tracks)
 
 
-def _ghost_crossing(free_s):
+def _ghost_crossing(free_s, mode="voxel"):
     """Someone stands at (2, 0) through the warm-up and leaves; 2 s later another walks past."""
-    background = dataclasses.replace(params().background, free_s=free_s)
+    background = dataclasses.replace(params().background, free_s=free_s, mode=mode)
     perception = LidarPerception(params=params(background=background))
     for i in range(12):
         perception.process(frame(body(2.0, 0.0), seed=i), i / RATE)
@@ -234,8 +238,15 @@ def _ghost_crossing(free_s):
     ]
 
 
+def test_range_image_reveals_what_a_warmup_stander_hid():
+    """Range image: returns behind where the stander was are background, the place is free."""
+    observed = _ghost_crossing(free_s=1e6, mode="range_image")
+    assert len(observed) >= 4
+    assert all(observed)
+
+
 def test_voxels_seen_through_are_freed():
-    """Free-space evidence clears what the warm-up learned from a person who then left."""
+    """Voxel fallback: free-space evidence clears what the warm-up learned from a stander."""
     observed = _ghost_crossing(free_s=1.0)
     assert len(observed) >= 4
     assert all(observed)
