@@ -520,8 +520,17 @@ class BagReplayer:
             )
 
 
-def tracker_metrics(truth: list[Frame], outputs: list[Frame], *, gate_m: float) -> dict[str, float]:
-    """MOTA/IDF1 of the LiDAR tracks against ground-truth persons (`rt_reid.mot`, motmetrics)."""
+def tracker_metrics(
+    truth: list[Frame], outputs: list[Frame], *, gate_m: float, warmup_s: float = WARMUP_S
+) -> dict[str, float]:
+    """Tracker scores of the LiDAR tracks against ground-truth persons (`rt_reid.mot`).
+
+    MOTA, IDF1, ID switches and fragmentations (motmetrics) over all frames, and the share of
+    person-frames without a matched track (bystanders included, `warmup_s` after each entry)
+    overall, per distance band from the sensor and for moving / still people.
+    """
+    from rt_reid.mot import no_track_rates
+
     by_stamp = {frame.stamp_ns: frame for frame in outputs}
     ids: dict[tuple[str, str], int] = {}
 
@@ -529,7 +538,8 @@ def tracker_metrics(truth: list[Frame], outputs: list[Frame], *, gate_m: float) 
         return [ids.setdefault((kind, box.key), len(ids)) for box in boxes]
 
     frames = []
-    for gt in sorted(truth, key=lambda f: f.stamp_ns):
+    ordered = sorted(truth, key=lambda f: f.stamp_ns)
+    for gt in ordered:
         out = by_stamp.get(gt.stamp_ns, Frame(gt.stamp_ns, ()))
         frames.append(
             MotFrame(
@@ -540,4 +550,19 @@ def tracker_metrics(truth: list[Frame], outputs: list[Frame], *, gate_m: float) 
             )
         )
     scores = tracking_metrics(frames, max_distance=gate_m)
-    return {key: float(value) for key, value in asdict(scores).items()}
+    result = {key: float(value) for key, value in asdict(scores).items()}
+    # Per person: stamps, positions and whether a track matched (same matching as identity).
+    people: dict[str, list[tuple[float, NDArray[np.float64], bool]]] = {}
+    for gt in ordered:
+        out = by_stamp.get(gt.stamp_ns, Frame(gt.stamp_ns, ()))
+        matched = match_frame(gt.boxes, out.boxes, gate_m=gate_m)
+        for g, box in enumerate(gt.boxes):
+            people.setdefault(box.key, []).append(
+                (gt.stamp_ns * 1e-9, np.asarray(box.position[:2], dtype=np.float64), g in matched)
+            )
+    samples = [
+        ([s for s, _, _ in rows], [p for _, p, _ in rows], [h for _, _, h in rows])
+        for rows in people.values()
+    ]
+    result.update(no_track_rates(samples, warmup_s=warmup_s))
+    return result
