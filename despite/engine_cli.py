@@ -12,13 +12,14 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from despite.export import normalised_error
 from rt_reid.errors import InferenceError
-from rt_reid.manifest import Manifest, load_manifest
+
+if TYPE_CHECKING:  # torch and the manifest's preprocessing load only when a build runs
+    from rt_reid.manifest import Manifest
 
 LOG = logging.getLogger(__name__)
 PRECISIONS = ("fp16", "fp32")
@@ -144,6 +145,8 @@ def engine_parity(
 
     spec = manifest.encoders[modality]
     shape = [batch, *(int(d) for d in spec.input.shape[1:])]
+    from despite.export import normalised_error
+
     rng = np.random.default_rng(0)
     x = (rng.uniform(-0.5, 0.5, shape) * (1.0 if modality == "imu" else 0.6)).astype(np.float32)
     session = ort.InferenceSession(str(model_dir / spec.file), providers=["CPUExecutionProvider"])
@@ -153,6 +156,8 @@ def engine_parity(
 
 def run(args: argparse.Namespace) -> int:
     """Build every encoder's engine at every requested precision and check parity."""
+    from rt_reid.manifest import load_manifest
+
     manifest = load_manifest(args.model_dir)
     trt = require_tensorrt()
     if not 1 <= args.opt_batch <= args.max_batch:

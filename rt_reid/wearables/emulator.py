@@ -117,7 +117,6 @@ class BagWearableEmulator:
         ConfigError when no receiver completes the handshake within `connect_timeout_s`, and
         ReidError (with the count sent so far) when the receiver stops taking packets.
         """
-        pacer = BagPacer(self.bag, rate=self.rate, start_at=start_at)
         stats = EmulatorStats()
         context: zmq.Context[Any] = zmq.Context()
         clients = {
@@ -134,6 +133,7 @@ class BagWearableEmulator:
         try:
             for client in clients.values():
                 client.wait_connected(self.connect_timeout_s)
+            pacer = BagPacer(self.bag, rate=self.rate, start_at=start_at)
             self._send_all(clients, pending, pacer, stats, stop)
         except PacketError as err:
             raise ReidError(

@@ -21,6 +21,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--identities", help="comma-separated identities to emulate (default: all in the bag)"
     )
     parser.add_argument(
+        "--connect-timeout-s",
+        type=float,
+        default=5.0,
+        help="give up (exit 2) when no receiver completes the handshake within this time",
+    )
+    parser.add_argument(
         "--start-at",
         type=float,
         help="Unix time at which the bag's start plays (default: now); pass the same value to "
@@ -43,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         rate=args.rate,
         batch=args.batch,
         identities=identities,
+        connect_timeout_s=args.connect_timeout_s,
     )
     stats = emulator.run(start_at=args.start_at)
     print(

@@ -182,14 +182,11 @@ def last_diagnostics(out_bag: Path) -> dict[str, tuple[int, str]]:
     store = typestore()
     with Reader(out_bag) as reader:
         connections = [c for c in reader.connections if c.topic == "/diagnostics"]
-        last = None
+        last: Any = None
         for conn, _, raw in reader.messages(connections=connections):
             last = store.deserialize_cdr(raw, conn.msgtype)
     assert last is not None, f"{out_bag} has no /diagnostics"
-    return {
-        s.name: (int(s.level[0] if hasattr(s.level, "__len__") else s.level), s.message)
-        for s in last.status
-    }
+    return {s.name: (int(s.level), s.message) for s in last.status}
 
 
 def output_frame_ids(out_bag: Path) -> set[str]:
@@ -197,7 +194,8 @@ def output_frame_ids(out_bag: Path) -> set[str]:
     store = typestore()
     with Reader(out_bag) as reader:
         connections = [c for c in reader.connections if c.topic == "/reid/identities"]
-        return {
-            store.deserialize_cdr(raw, conn.msgtype).header.frame_id
+        messages: list[Any] = [
+            store.deserialize_cdr(raw, conn.msgtype)
             for conn, _, raw in reader.messages(connections=connections)
-        }
+        ]
+    return {m.header.frame_id for m in messages}
