@@ -25,6 +25,7 @@ METRICS_JSON = "metrics.json"
 REPORT_MD = "report.md"
 SMOOTHING_S = 1.0
 RATE_KEYS = {"mota", "idf1", "motp", "precision", "recall"}  # tracker keys that are not counts
+NO_TRACK_KEYS = ("no_track_rate", "person_frames")  # tracker keys of the no-track breakdown
 
 
 def _fmt(value: float, spec: str = ".3f") -> str:
@@ -143,12 +144,7 @@ def _markdown(result: ReplayResult, plots: list[str]) -> str:
             "",
         ]
     if result.tracker is not None:
-        lines += ["## LiDAR tracker (motmetrics)", "", "| metric | value |", "|---|---|"]
-        lines += [
-            f"| {key} | {_fmt(v, '.4f') if key in RATE_KEYS else int(v)} |"
-            for key, v in result.tracker.items()
-        ]
-        lines.append("")
+        lines += _tracker_lines(result.tracker, result.warmup_s)
     lines += [
         "## Latency per frame [ms]",
         "",
@@ -164,6 +160,37 @@ def _markdown(result: ReplayResult, plots: list[str]) -> str:
     if plots:
         lines += ["## Plots", ""] + [f"![{name}]({name})" for name in plots] + [""]
     return "\n".join(lines)
+
+
+def _tracker_lines(tracker: dict[str, float], warmup_s: float) -> list[str]:
+    """Tracker section: motmetrics scores, then the no-track rate by distance and motion."""
+    lines = ["## LiDAR tracker (motmetrics)", "", "| metric | value |", "|---|---|"]
+    breakdown = {k: v for k, v in tracker.items() if k.startswith(NO_TRACK_KEYS)}
+    lines += [
+        f"| {key} | {_fmt(v, '.4f') if key in RATE_KEYS else int(v)} |"
+        for key, v in tracker.items()
+        if key not in breakdown
+    ]
+    groups = [k.removeprefix("no_track_rate") for k in breakdown if k.startswith("no_track_rate")]
+    if groups:
+        lines += [
+            "",
+            f"Person-frames without a track ({warmup_s:g} s after each entry, with bystanders):",
+            "",
+            "| people | person-frames | no track |",
+            "|---|---|---|",
+        ]
+        for group in groups:
+            name = group.removeprefix("_")
+            if name.endswith("m+"):
+                name = f"{name[:-2]} m and farther"
+            elif name.endswith("m"):
+                name = f"{name[:-1]} m from the sensor"
+            count = int(breakdown.get(f"person_frames{group}", 0))
+            rate = _fmt(breakdown[f"no_track_rate{group}"], ".4f")
+            lines.append(f"| {name or 'all'} | {count} | {rate} |")
+    lines.append("")
+    return lines
 
 
 def write_report(result: ReplayResult, directory: Path) -> Path:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rt_reid.errors import ReidError
-from rt_reid.mot import MotFrame, tracking_metrics
+from rt_reid.mot import MotFrame, no_track_rates, tracking_metrics
 
 GT = np.array([[0.0, 0.0, -0.5], [2.0, 0.0, -0.5]])
 
@@ -49,3 +49,38 @@ def test_empty_frames_and_bad_shapes():
         tracking_metrics([MotFrame([1], GT[:1], [1, 2], GT[:1])])
     with pytest.raises(ReidError, match="max_distance"):
         tracking_metrics([], max_distance=0)
+
+
+def test_fragmentation_is_counted():
+    gap = [MotFrame([1], GT[:1], [], np.zeros((0, 3)))]
+    metrics = tracking_metrics(frames(5, [7, 8]) + gap + frames(5, [7, 8]))
+    assert metrics.num_fragmentations == 1
+    assert metrics.num_switches == 0
+
+
+def test_no_track_rates_by_distance_and_motion():
+    stamps = np.arange(60) / 10.0  # 6 s at 10 Hz; scored from 3 s: 30 frames each
+    walker = np.c_[1.0 + stamps, np.zeros(60)]  # 1 m/s from x = 1 m
+    walker_tracked = np.ones(60, dtype=bool)
+    walker_tracked[40:43] = False  # 3 of the 30 scored frames lost, at 5.0-5.2 m
+    stander = np.tile([[8.0, 0.0]], (60, 1))
+    stander_tracked = np.arange(60) % 2 == 0  # half of its frames
+    rates = no_track_rates(
+        [(stamps, walker, walker_tracked), (stamps, stander, stander_tracked)], warmup_s=3.0
+    )
+    assert rates["person_frames"] == 60
+    assert rates["no_track_rate"] == pytest.approx((3 + 15) / 60)
+    assert rates["no_track_rate_moving"] == pytest.approx(3 / 30)
+    assert rates["no_track_rate_still"] == pytest.approx(0.5)
+    # The walker is scored at 4.0-6.9 m: 20 frames below 6 m (the 3 lost ones among them).
+    assert rates["person_frames_3-6m"] == 20
+    assert rates["no_track_rate_3-6m"] == pytest.approx(3 / 20)
+    assert rates["person_frames_6-12m"] == 10 + 30
+    assert rates["no_track_rate_6-12m"] == pytest.approx(15 / 40)
+    assert np.isnan(rates["no_track_rate_25m+"])
+    # Leaving for more than a second restarts the warm-up.
+    back = np.r_[stamps, stamps + 10.0]
+    rerun = no_track_rates(
+        [(back, np.tile([[2.0, 0.0]], (120, 1)), np.ones(120, dtype=bool))], warmup_s=3.0
+    )
+    assert rerun["person_frames"] == 60
