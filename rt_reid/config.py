@@ -29,6 +29,7 @@ from rt_reid.inference import Backend
 from rt_reid.layouts import WearableLayout, get_layout
 from rt_reid.paths import find_data
 from rt_reid.perception import PerceptionParams
+from rt_reid.physics import PhysicsParams
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
 SCHEMA_NAME = "reid.schema.json"
@@ -64,6 +65,14 @@ class ImuParams:
 
 
 @dataclass(frozen=True)
+class ContinuityParams:
+    """When a new track continues one that ended (identity survives a track break)."""
+
+    max_gap_s: float
+    speed_mps: float
+
+
+@dataclass(frozen=True)
 class ReidConfig:
     """Every pipeline parameter, validated (see the schema for meanings and units)."""
 
@@ -75,6 +84,8 @@ class ReidConfig:
     windows: WindowParams
     imu: ImuParams
     identity: EvidenceParams
+    continuity: ContinuityParams
+    physics: PhysicsParams
     perception: PerceptionParams
     raw: dict[str, Any]  # the validated dict with defaults filled in (to_dict)
 
@@ -145,7 +156,14 @@ class ReidConfig:
                 calibration=Calibration(
                     float(idp["calibration_slope"]), float(idp["calibration_intercept"])
                 ),
+                learned_weight=float(idp["learned_weight"]),
+                physics_weight=float(idp["physics_weight"]),
             ),
+            continuity=ContinuityParams(
+                max_gap_s=float(idp["continuity_gap_s"]),
+                speed_mps=float(idp["continuity_speed_mps"]),
+            ),
+            physics=_physics_params(filled["physics"]),
             perception=perception,
             raw=filled,
         )
@@ -164,6 +182,21 @@ class ReidConfig:
     def identity_sites(self) -> dict[str, tuple[str, ...]]:
         """identity -> its IMU sites in the encoder's block order."""
         return {name: self.layouts[name].sites for name in self.identities}
+
+
+def _physics_params(section: dict[str, Any]) -> PhysicsParams:
+    """The validated `physics` section as `PhysicsParams` (the smoothing window must be odd)."""
+    if section["smoothing_frames"] % 2 == 0:
+        raise ConfigError(f"physics.smoothing_frames: {section['smoothing_frames']} is not odd")
+    weights = tuple(float(w) for w in section["weights"])
+    return PhysicsParams(
+        smoothing_frames=int(section["smoothing_frames"]),
+        half_life_s=float(section["half_life_s"]),
+        min_points=int(section["min_points"]),
+        weights=(weights[0], weights[1]),
+        bias=float(section["bias"]),
+        max_llr=float(section["max_llr"]),
+    )
 
 
 def load_config(path: Path | str, *, node_name: str | None = None) -> ReidConfig:

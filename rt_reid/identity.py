@@ -1,11 +1,14 @@
 """Identity assignment: evidence accumulated over time per (track, identity), then a gated matching.
 
-Each encoded window turns a cosine similarity into bounded evidence (a linear log-likelihood
-ratio, weighted by how well the track was observed); evidence is summed with exponential
-forgetting per pair, keyed by track id (a new track inherits nothing, a track that ends takes
-its evidence with it). Each frame a one-to-one Hungarian matching over the accumulated evidence
-picks candidate pairs; a pair is labelled only if its evidence beats every competitor (the other
-identities of that track, the other tracks of that identity, and "unknown" = 0) by a margin,
+Two channels feed one evidence store. Learned: each encoded window turns a DeSPITE cosine
+similarity into bounded evidence (a linear log-likelihood ratio, weighted by how well the track
+was observed), summed with exponential forgetting per pair. Physics: the current
+log-likelihood ratio of `rt_reid.physics.MotionEvidence` (which accumulates its own statistics).
+The fused evidence is their weighted sum; a weight of 0 switches a channel off. Evidence belongs
+to the person: a track that continues a broken one (`inherit`) takes over its evidence and label.
+Each frame a one-to-one Hungarian matching over the fused evidence picks candidate pairs; a
+pair is labelled only if its evidence beats every competitor (the other identities of that
+track, the other tracks of that identity, and "unknown" = 0) by a margin,
 with a lower margin to keep a held label than to acquire one (hysteresis). Confidence is a
 logistic map of that margin whose two parameters are fitted on held-out data (`fit_calibration`).
 """
@@ -53,6 +56,16 @@ class EvidenceParams:
     assign_evidence: float
     keep_evidence: float
     calibration: Calibration
+    learned_weight: float = 1.0
+    physics_weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class TrackEvidence:
+    """What a track hands over to the track that continues it: learned evidence and its label."""
+
+    learned: F64Array
+    held: int | None
 
 
 @dataclass(frozen=True)
@@ -82,15 +95,35 @@ class IdentityAssigner:
             )
         self.identities = tuple(identities)
         self.params = params
-        self._evidence: dict[int, F64Array] = {}
+        self._evidence: dict[int, F64Array] = {}  # learned channel, accumulated
+        self._physics: dict[int, F64Array] = {}  # physics channel, current log-likelihood ratio
         self._held: dict[int, int] = {}  # track id -> identity column currently labelled
         self._last_stamp: float | None = None
 
     def reset(self) -> None:
         """Forget all evidence and labels."""
         self._evidence.clear()
+        self._physics.clear()
         self._held.clear()
         self._last_stamp = None
+
+    def handover(self, track_id: int) -> TrackEvidence | None:
+        """The evidence and label of a track (before it ends), or None if it has none."""
+        learned = self._evidence.get(track_id)
+        if learned is None:
+            return None
+        return TrackEvidence(learned.copy(), self._held.get(track_id))
+
+    def inherit(self, track_id: int, evidence: TrackEvidence) -> None:
+        """Continue a broken track: `track_id` adds its evidence and, if free, takes its label."""
+        own = self._evidence.get(track_id)
+        self._evidence[track_id] = evidence.learned + (0.0 if own is None else own)
+        if (
+            evidence.held is not None
+            and track_id not in self._held
+            and evidence.held not in self._held.values()
+        ):
+            self._held[track_id] = evidence.held
 
     def window_evidence(self, similarity: F64Array) -> F64Array:
         """Bounded log-likelihood ratio of cosine similarities (NaN = not scored -> 0)."""
@@ -100,11 +133,13 @@ class IdentityAssigner:
         return result
 
     def evidence(self, track_ids: Sequence[int]) -> F64Array:
-        """Accumulated evidence (len(track_ids), identities); zeros for unknown track ids."""
+        """Fused evidence (len(track_ids), identities); zeros for unknown track ids."""
+        p = self.params
         zero = np.zeros(len(self.identities))
-        return np.array([self._evidence.get(t, zero) for t in track_ids]).reshape(
-            len(track_ids), len(self.identities)
-        )
+        learned = np.array([self._evidence.get(t, zero) for t in track_ids])
+        physics = np.array([self._physics.get(t, zero) for t in track_ids])
+        fused = p.learned_weight * learned + p.physics_weight * physics
+        return fused.reshape(len(track_ids), len(self.identities))
 
     def update(
         self,
@@ -113,11 +148,13 @@ class IdentityAssigner:
         live: Mapping[int, bool],
         similarity: Mapping[int, tuple[F64Array, float]],
         active: BoolArray,
+        physics: Mapping[int, F64Array] | None = None,
     ) -> list[Assignment]:
         """Advance to `stamp_s`, add this frame's evidence, and label the live tracks.
 
         `live`: track id -> may be labelled (confirmed). `similarity`: track id -> (cosine per
         identity (NaN where not scored), reliability weight in [0, 1]). `active`: per identity.
+        `physics`: track id -> the physics channel's current log-likelihood ratio per identity.
         """
         p = self.params
         dt = 0.0 if self._last_stamp is None else max(0.0, stamp_s - self._last_stamp)
@@ -125,7 +162,10 @@ class IdentityAssigner:
         decay = 0.5 ** (dt / p.half_life_s)
         for track_id in [t for t in self._evidence if t not in live]:
             del self._evidence[track_id]
+            self._physics.pop(track_id, None)
             self._held.pop(track_id, None)
+        if physics is not None:
+            self._physics.update({t: np.asarray(row, np.float64) for t, row in physics.items()})
         for track_id in live:
             row = self._evidence.get(track_id)
             row = np.zeros(len(self.identities)) if row is None else row * decay

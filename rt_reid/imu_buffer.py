@@ -14,6 +14,7 @@ import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -25,6 +26,9 @@ LOG = logging.getLogger(__name__)
 SAMPLE_WIDTH = 10  # per sample besides its stamp: quaternion xyzw, specific force, gyro
 PENDING_FLUSH = 1024  # queued samples merged eagerly beyond this, so memory stays bounded
 STREAM_SPACING_S = 1000.0  # time-axis spacing of devices resampled together (>> a window)
+
+# orientation (T, S, 4) xyzw and gravity-free world acceleration (T, S, 3) on frame stamps
+ResampledMotion = tuple[F64Array, F64Array]
 
 
 @dataclass
@@ -258,12 +262,34 @@ class ImuStore:
         """Encoder input (T, 12*S) per identity on `frame_stamps`, or "site:reason" if incomplete.
 
         Samples must cover half a frame period beyond both ends (the acceleration box average)
-        without gaps. Windows overlap, so each frame stamp is resampled once per identity and
-        cached; the new stamps of every device are resampled in one `resample_imu` call.
+        without gaps.
+        """
+        out: dict[str, FloatArray | str] = {}
+        motion = self.motion_many(identities, frame_stamps, frame_period=frame_period)
+        complete = [name for name in identities if not isinstance(motion[name], str)]
+        for name in identities:
+            if isinstance(motion[name], str):
+                out[name] = cast(str, motion[name])
+        if complete:
+            orientation = np.array([cast(ResampledMotion, motion[n])[0] for n in complete])
+            acceleration = np.array([cast(ResampledMotion, motion[n])[1] for n in complete])
+            features = imu_features(orientation, acceleration, acc_unit=acc_unit)
+            out.update(zip(complete, features, strict=True))
+        return out
+
+    def motion_many(
+        self, identities: Sequence[str], frame_stamps: F64Array, *, frame_period: float
+    ) -> dict[str, ResampledMotion | str]:
+        """Per identity: orientation (T, S, 4) and world acceleration (T, S, 3) on `frame_stamps`.
+
+        The acceleration is gravity-free and box-averaged over one frame period around each
+        stamp; "site:reason" where a site's samples do not cover the stamps. Windows overlap, so
+        each frame stamp is resampled once per identity and cached; the new stamps of every
+        device are resampled in one `resample_imu` call.
         """
         half = frame_period / 2.0
         t0, t1 = float(frame_stamps[0]) - half, float(frame_stamps[-1]) + half
-        out: dict[str, FloatArray | str] = {}
+        out: dict[str, ResampledMotion | str] = {}
         spans: dict[str, list[tuple[F64Array, F64Array]]] = {}
         with self._lock:
             for identity in identities:
@@ -283,22 +309,22 @@ class ImuStore:
                         break
                     spans[identity].append(span)
         missing: dict[str, F64Array] = {}
+        oldest = float(frame_stamps[-1]) - self._params.buffer_s
         for identity in spans:
             cache = self._resampled.setdefault(identity, {})
-            for stamp in [s for s in cache if s < frame_stamps[0]]:
+            for stamp in [s for s in cache if s < oldest]:
                 del cache[stamp]
             todo = [s for s in frame_stamps if float(s) not in cache]
             if todo:
                 missing[identity] = np.array(todo, dtype=np.float64)
         if missing:
             self._resample_missing(spans, missing, frame_period=frame_period)
-        complete = [identity for identity in identities if identity in spans]
-        if complete:
-            rows = [[self._resampled[i][float(s)] for s in frame_stamps] for i in complete]
-            orientation = np.array([[r[0] for r in row] for row in rows])  # (I, T, S, 4)
-            acceleration = np.array([[r[1] for r in row] for row in rows])  # (I, T, S, 3)
-            features = imu_features(orientation, acceleration, acc_unit=acc_unit)
-            out.update(zip(complete, features, strict=True))
+        for identity in spans:
+            rows = [self._resampled[identity][float(s)] for s in frame_stamps]
+            out[identity] = (
+                np.array([r[0] for r in rows]),  # (T, S, 4)
+                np.array([r[1] for r in rows]),  # (T, S, 3)
+            )
         return out
 
     def _resample_missing(

@@ -18,7 +18,7 @@ def share_dirs() -> list[Path]:
         from ament_index_python.packages import get_package_share_directory
 
         roots.append(Path(get_package_share_directory(PACKAGE)))
-    except (ImportError, LookupError):
+    except (ImportError, LookupError, OSError):  # OSError: no AMENT_PREFIX_PATH (pip install)
         pass
     roots.append(Path(sys.prefix) / "share" / PACKAGE)
     return roots

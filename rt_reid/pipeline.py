@@ -10,6 +10,7 @@ any thread. A LiDAR stamp that jumps backwards by more than `imu.clock_jump_s` r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -20,19 +21,23 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 
 from rt_reid.arrays import F64Array, FloatArray
 from rt_reid.config import ReidConfig
+from rt_reid.continuity import TrackContinuity
 from rt_reid.errors import ConfigError
-from rt_reid.identity import IdentityAssigner
+from rt_reid.identity import Assignment, IdentityAssigner, TrackEvidence
 from rt_reid.imu_buffer import DeviceStats, ImuStore
 from rt_reid.inference import Backend, EncoderSet
-from rt_reid.perception import LidarPerception, PerceptionResult
+from rt_reid.perception import LidarPerception, PerceptionResult, TrackObservation
+from rt_reid.physics import FEATURES, MotionEvidence, PairStats
 from rt_reid.windows import TrackWindows
 
 LOG = logging.getLogger(__name__)
 
-STAGES = ("perception", "windows", "imu", "inference", "identity", "total")
+STAGES = ("perception", "windows", "imu", "inference", "physics", "identity", "total")
+Handover = tuple[TrackEvidence | None, PairStats | None]  # what a broken track passes on
 
 
 class Perception(Protocol):
@@ -69,7 +74,8 @@ class FrameResult:
     """Output of one frame. Matrices have one row per entry of `tracks`, one column per identity.
 
     `similarity` holds the cosines scored this frame (NaN where a track or identity was not
-    encoded this frame); `evidence` the accumulated evidence after this frame.
+    encoded this frame); `evidence` the fused evidence after this frame; `physics` the physics
+    channel's test statistics (tracks, identities, `rt_reid.physics.FEATURES`).
     """
 
     stamp_s: float
@@ -78,6 +84,7 @@ class FrameResult:
     similarity: F64Array
     evidence: F64Array
     identities: tuple[str, ...]
+    physics: F64Array = field(default_factory=lambda: np.zeros((0, 0, len(FEATURES))))
     perception_timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -141,6 +148,18 @@ class ReidPipeline:
             clock_offsets_s=config.imu.clock_offsets_s,
         )
         self.assigner = IdentityAssigner(identities=config.identities, params=config.identity)
+        sites = {len(layout.sites) for layout in config.layouts.values()}
+        self.physics = MotionEvidence(
+            identities=config.identities,
+            sites=sites.pop() if sites else 1,
+            params=config.physics,
+            frame_period=self.frame_period,
+        )
+        self.continuity: TrackContinuity[Handover] = TrackContinuity(
+            max_gap_s=config.continuity.max_gap_s, speed_mps=config.continuity.speed_mps
+        )
+        self._learned = config.identity.learned_weight > 0
+        self._physical = config.identity.physics_weight > 0
         self.perception: Perception = (
             perception if perception is not None else LidarPerception(params=config.perception)
         )
@@ -190,6 +209,8 @@ class ReidPipeline:
         self.windows.clear()
         self.imu.reset()
         self.assigner.reset()
+        self.physics.reset()
+        self.continuity.reset()
         self._stamps.clear()
         self._last_encoded.clear()
         self._last = None
@@ -242,51 +263,21 @@ class ReidPipeline:
     def _step(
         self, stamp_s: float, perceived: PerceptionResult, timings: dict[str, float]
     ) -> FrameResult:
-        """Windows, IMU, inference and identity for one perceived frame."""
+        """Windows, IMU, inference, physics and identity for one perceived frame."""
         tic = time.perf_counter()
         frame = self._frame_index
         self._frame_index += 1
         self._stamps.append(stamp_s)
         tracks = perceived.tracks
         self.windows.update(frame, {t.track_id: t.points for t in tracks})
-        end = frame - self._lag
-        have_stamps = len(self._stamps) == self._stamps.maxlen
-        due = [
-            t.track_id
-            for t in tracks
-            if t.confirmed
-            and t.track_id % self._stride == frame % self._stride
-            and have_stamps
-            and self.windows.ready(t.track_id, end)
-        ]
-        if 0 < self._max_windows < len(due):  # least recently encoded first
-            due = sorted(due, key=lambda tid: self._last_encoded.get(tid, -1))[: self._max_windows]
-        live_ids = {t.track_id for t in tracks}
-        self._last_encoded = {k: v for k, v in self._last_encoded.items() if k in live_ids}
-        self._last_encoded.update(dict.fromkeys(due, frame))
-        point_windows = self.windows.windows(due, end)
+        due = self._due_tracks(tracks, frame)
+        point_windows = self.windows.windows(due, frame - self._lag)
         toc = time.perf_counter()
         timings["windows"] = toc - tic
 
         active = np.array([not self.imu.is_silent(n, stamp_s) for n in self.identities], bool)
         self._silent = tuple(n for n, a in zip(self.identities, active, strict=True) if not a)
-        imu_windows: list[FloatArray] = []
-        imu_columns: list[int] = []
-        if due:
-            window_stamps = np.array(self._stamps, dtype=np.float64)[: -self._lag or None]
-            features = self.imu.features_many(
-                [name for name, a in zip(self.identities, active, strict=True) if a],
-                window_stamps,
-                frame_period=self.frame_period,
-                acc_unit=self.encoders.manifest.acc_unit,
-            )
-            for column, name in enumerate(self.identities):
-                window = features.get(name)
-                if isinstance(window, str):
-                    self._incomplete[f"{name}/{window}"] += 1
-                elif window is not None:
-                    imu_windows.append(window)
-                    imu_columns.append(column)
+        imu_windows, imu_columns = self._imu_windows(due, active)
         tic = time.perf_counter()
         timings["imu"] = tic - toc
 
@@ -299,6 +290,12 @@ class ReidPipeline:
         toc = time.perf_counter()
         timings["inference"] = toc - tic
 
+        self._continue_broken_tracks(stamp_s, tracks)
+        physics = self._physics_step(stamp_s, frame, tracks, active)
+        tic = time.perf_counter()
+        timings["physics"] = tic - toc
+
+        end = frame - self._lag
         scored = {
             track_id: (similarity[row], self.windows.observed_fraction(track_id, end))
             for row, track_id in enumerate(due)
@@ -309,7 +306,122 @@ class ReidPipeline:
             live={t.track_id: t.confirmed for t in tracks},
             similarity=scored,
             active=active,
+            physics=physics,
         )
+        result = self._frame_result(stamp_s, tracks, assignments, due, similarity, timings)
+        timings["identity"] = time.perf_counter() - tic
+        return dataclasses.replace(result, perception_timings=dict(perceived.timings))
+
+    def _due_tracks(self, tracks: Sequence[TrackObservation], frame: int) -> list[int]:
+        """Confirmed tracks whose window is encoded this frame (stride phase, readiness, cap)."""
+        if not self._learned or len(self._stamps) < (self._stamps.maxlen or 0):
+            return []
+        end = frame - self._lag
+        due = [
+            t.track_id
+            for t in tracks
+            if t.confirmed
+            and t.track_id % self._stride == frame % self._stride
+            and self.windows.ready(t.track_id, end)
+        ]
+        if 0 < self._max_windows < len(due):  # least recently encoded first
+            due = sorted(due, key=lambda tid: self._last_encoded.get(tid, -1))[: self._max_windows]
+        live_ids = {t.track_id for t in tracks}
+        self._last_encoded = {k: v for k, v in self._last_encoded.items() if k in live_ids}
+        self._last_encoded.update(dict.fromkeys(due, frame))
+        return due
+
+    def _imu_windows(
+        self, due: Sequence[int], active: npt.NDArray[np.bool_]
+    ) -> tuple[list[FloatArray], list[int]]:
+        """Encoder input of every active identity with a complete window, and their columns."""
+        imu_windows: list[FloatArray] = []
+        imu_columns: list[int] = []
+        if not due:
+            return imu_windows, imu_columns
+        window_stamps = np.array(self._stamps, dtype=np.float64)[: -self._lag or None]
+        features = self.imu.features_many(
+            [name for name, a in zip(self.identities, active, strict=True) if a],
+            window_stamps,
+            frame_period=self.frame_period,
+            acc_unit=self.encoders.manifest.acc_unit,
+        )
+        for column, name in enumerate(self.identities):
+            window = features.get(name)
+            if isinstance(window, str):
+                self._incomplete[f"{name}/{window}"] += 1
+            elif window is not None:
+                imu_windows.append(window)
+                imu_columns.append(column)
+        return imu_windows, imu_columns
+
+    def _continue_broken_tracks(self, stamp_s: float, tracks: Sequence[TrackObservation]) -> None:
+        """Hand the evidence and label of a track that ended to the young track continuing it."""
+        observed = {
+            t.track_id: (None if t.points is None else np.asarray(t.position, np.float64))
+            for t in tracks
+        }
+
+        def handover(track_id: int) -> Handover | None:
+            state = (self.assigner.handover(track_id), self.physics.statistics(track_id))
+            return None if state == (None, None) else state
+
+        for track_id, (evidence, stats) in self.continuity.step(
+            stamp_s, observed, handover
+        ).items():
+            LOG.debug("track %d continues a track that ended nearby", track_id)
+            if evidence is not None:
+                self.assigner.inherit(track_id, evidence)
+            if stats is not None:
+                self.physics.inherit(track_id, stats)
+
+    def _physics_step(
+        self,
+        stamp_s: float,
+        frame: int,
+        tracks: Sequence[TrackObservation],
+        active: npt.NDArray[np.bool_],
+    ) -> dict[int, F64Array] | None:
+        """Track centroids and IMU accelerations into the physics channel; its evidence rows."""
+        if not self._physical:
+            return None
+        min_points = self.config.physics.min_points
+        self.physics.observe(
+            frame,
+            {
+                t.track_id: (
+                    None
+                    if t.points is None or len(t.points) < min_points
+                    else np.asarray(t.points, np.float64).mean(axis=0)
+                )
+                for t in tracks
+            },
+        )
+        span = self.physics.frames
+        if len(self._stamps) >= span + self._lag:
+            stamps = np.array(self._stamps, dtype=np.float64)
+            stamps = stamps[len(stamps) - self._lag - span : len(stamps) - self._lag]
+            names = [name for name, a in zip(self.identities, active, strict=True) if a]
+            motion = self.imu.motion_many(names, stamps, frame_period=self.frame_period)
+            last = frame - self._lag
+            self.physics.update(
+                range(last - span + 1, last + 1),
+                stamp_s,
+                {name: m[1] for name, m in motion.items() if not isinstance(m, str)},
+            )
+        ids = [t.track_id for t in tracks]
+        return dict(zip(ids, self.physics.llr(ids), strict=True))
+
+    def _frame_result(  # noqa: PLR0917 - private, one call site
+        self,
+        stamp_s: float,
+        tracks: Sequence[TrackObservation],
+        assignments: Sequence[Assignment],
+        due: Sequence[int],
+        similarity: F64Array,
+        timings: dict[str, float],
+    ) -> FrameResult:
+        """The published tracks (confirmed ones) with identities, similarities and evidence."""
         by_id = {a.track_id: a for a in assignments}
         out = [t for t in tracks if t.confirmed]
         identity_tracks = [
@@ -329,7 +441,6 @@ class ReidPipeline:
         for row, t in enumerate(out):
             if t.track_id in rows:
                 frame_similarity[row] = similarity[rows[t.track_id]]
-        timings["identity"] = time.perf_counter() - toc
         return FrameResult(
             stamp_s=stamp_s,
             tracks=identity_tracks,
@@ -337,7 +448,7 @@ class ReidPipeline:
             similarity=frame_similarity,
             evidence=self.assigner.evidence([t.track_id for t in out]),
             identities=self.identities,
-            perception_timings=dict(perceived.timings),
+            physics=self.physics.features([t.track_id for t in out]),
         )
 
     def _warnings(self) -> tuple[str, ...]:

@@ -1,0 +1,198 @@
+"""Physics evidence: heading invariance, clock-offset tolerance, still people, separation, fit."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rt_reid.continuity import TrackContinuity
+from rt_reid.errors import ReidError
+from rt_reid.physics import (
+    FEATURES,
+    MotionEvidence,
+    PhysicsFitError,
+    PhysicsParams,
+    acceleration_kernels,
+    fit_physics_llr,
+    physics_llr,
+)
+
+RATE = 10.0
+PERIOD = 1.0 / RATE
+PARAMS = PhysicsParams(
+    smoothing_frames=21,
+    half_life_s=20.0,
+    min_points=8,
+    weights=(0.06, 0.03),
+    bias=-1.7,
+    max_llr=40.0,
+)
+
+
+def walk(seed: int, duration: float = 20.0, fine: float = 200.0) -> tuple[np.ndarray, np.ndarray]:
+    """A wandering walk with gait bob: positions (fine rate) and their second derivative."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, duration, 1.0 / fine)
+    position = np.zeros((len(t), 3))
+    for axis in range(2):
+        for _ in range(4):
+            f, amp, ph = rng.uniform(0.05, 0.6), rng.uniform(0.3, 1.5), rng.uniform(0, 2 * np.pi)
+            position[:, axis] += amp * np.sin(2 * np.pi * f * t + ph)
+    step = rng.uniform(1.6, 2.1)
+    position[:, 2] = 1.0 + 0.03 * np.sin(2 * np.pi * step * t + rng.uniform(0, 6))
+    acceleration = np.gradient(np.gradient(position, t, axis=0), t, axis=0)
+    return t, np.concatenate([position, acceleration], axis=1)
+
+
+def frame_signals(
+    seed: int, *, heading: float = 0.0, offset_s: float = 0.0, still: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Track centroids (T, 3) with LiDAR noise and IMU world accelerations (T, 1, 3) at 10 Hz.
+
+    The IMU box-averages over one frame period around each (offset) stamp and reports in a world
+    frame rotated by `heading` about gravity, as a device with an unknown heading would.
+    """
+    t, signal = walk(seed)
+    if still:
+        signal[:, :3] = signal[0, :3]
+        signal[:, 3:] = 0.0
+    stamps = np.arange(1.0, t[-1] - 1.0, PERIOD)
+    rng = np.random.default_rng(seed + 100)
+    centroids = np.stack([np.interp(stamps, t, signal[:, k]) for k in range(3)], 1)
+    centroids += rng.normal(0.0, 0.01, centroids.shape)
+    acc = np.empty((len(stamps), 3))
+    for k, stamp in enumerate(stamps + offset_s):
+        inside = np.abs(t - stamp) <= PERIOD / 2
+        acc[k] = signal[inside, 3:].mean(axis=0)
+    acc += rng.normal(0.0, 0.05, acc.shape)
+    c, s = np.cos(heading), np.sin(heading)
+    rotated = acc @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T
+    return centroids, rotated[:, None, :]
+
+
+def run(
+    tracks: dict[int, np.ndarray], imu: dict[str, np.ndarray], params: PhysicsParams = PARAMS
+) -> MotionEvidence:
+    """Feed whole sequences through MotionEvidence frame by frame."""
+    evidence = MotionEvidence(identities=list(imu), sites=1, params=params, frame_period=PERIOD)
+    frames = min(len(v) for v in tracks.values())
+    span = params.smoothing_frames
+    for f in range(frames):
+        evidence.observe(f, {k: v[f] for k, v in tracks.items()})
+        if f >= span - 1:
+            window = range(f - span + 1, f + 1)
+            evidence.update(
+                window, f * PERIOD, {n: a[f - span + 1 : f + 1] for n, a in imu.items()}
+            )
+    return evidence
+
+
+def test_kernels_recover_a_quadratic_and_agree() -> None:
+    position_kernel, acceleration_kernel = acceleration_kernels(9, PERIOD)
+    t = np.arange(9) * PERIOD
+    assert position_kernel @ (0.5 * 3.0 * t**2 + 2.0 * t + 1.0) == pytest.approx(3.0)
+    assert acceleration_kernel @ np.full(9, 3.0) == pytest.approx(3.0)
+    with pytest.raises(ReidError, match="odd"):
+        acceleration_kernels(8, PERIOD)
+
+
+def test_true_pair_beats_false_pair() -> None:
+    track_a, imu_a = frame_signals(1)
+    track_b, imu_b = frame_signals(2)
+    evidence = run({1: track_a, 2: track_b}, {"a": imu_a, "b": imu_b})
+    features = evidence.features([1, 2])[..., 0]
+    assert features[0, 0] > 10 * max(features[0, 1], 1.0)
+    assert features[1, 1] > 10 * max(features[1, 0], 1.0)
+    llr = evidence.llr([1, 2])
+    assert llr[0, 0] > llr[0, 1] + 2.0
+    assert llr[1, 1] > llr[1, 0] + 2.0
+
+
+def test_imu_heading_does_not_change_the_evidence() -> None:
+    track, imu = frame_signals(3)
+    _, turned = frame_signals(3, heading=2.1)
+    plain = run({1: track}, {"a": imu}).features([1])
+    rotated = run({1: track}, {"a": turned}).features([1])
+    assert plain[0, 0, 0] > 20.0
+    np.testing.assert_allclose(rotated, plain, rtol=1e-9, atol=1e-9)
+
+
+def test_a_50_ms_clock_offset_changes_the_evidence_little() -> None:
+    track, imu = frame_signals(4)
+    _, late = frame_signals(4, offset_s=0.05)
+    aligned = run({1: track}, {"a": imu}).features([1])[0, 0]
+    shifted = run({1: track}, {"a": late}).features([1])[0, 0]
+    assert shifted[0] == pytest.approx(aligned[0], rel=0.25)
+
+
+def test_a_still_person_is_uninformative_not_a_mismatch() -> None:
+    still_track, still_imu = frame_signals(5, still=True)
+    evidence = run({1: still_track}, {"a": still_imu})
+    features = evidence.features([1])
+    # chance level (a few units of the statistic, whatever the noise), not a mismatch
+    assert np.all(np.abs(features) < 10.0)
+    moving_track, moving_imu = frame_signals(5)
+    moving = run({1: moving_track}, {"a": moving_imu}).features([1])
+    assert moving[0, 0, 0] > features[0, 0, 0] + 20.0
+
+
+def test_missing_identity_contributes_nothing_and_forgetting_decays() -> None:
+    track, imu = frame_signals(6)
+    evidence = run({1: track}, {"a": imu})
+    before = evidence.features([1])[0, 0, 0]
+    evidence.update([], 1e3, {})  # 1000 s later, nothing observed: statistics decay
+    assert evidence.features([1])[0, 0, 0] < 1e-6 * before
+    evidence.observe(0, {})
+    assert evidence.features([1]).shape == (1, 1, len(FEATURES))
+    assert np.all(evidence.features([1]) == 0.0)  # dropped with its track
+
+
+def test_statistics_follow_a_continued_track() -> None:
+    track, imu = frame_signals(7)
+    evidence = run({1: track}, {"a": imu})
+    stats = evidence.statistics(1)
+    assert stats is not None
+    evidence.observe(500, {2: track[0]})  # track 1 ended, track 2 is new
+    assert evidence.features([2])[0, 0, 0] == 0.0
+    evidence.inherit(2, stats)
+    assert evidence.features([2])[0, 0, 0] > 20.0
+
+
+def test_continuity_pairs_a_young_track_with_the_one_that_ended_nearby() -> None:
+    continuity: TrackContinuity[str] = TrackContinuity(max_gap_s=4.0, speed_mps=1.5)
+    here, there, far = np.array([1.0, 2.0]), np.array([1.8, 2.0]), np.array([8.0, 2.0])
+    assert continuity.step(0.0, {1: here, 5: far}, lambda _: "x") == {}
+    assert continuity.step(0.1, {1: None, 5: far}, lambda _: "x") == {}  # track 1 coasts
+    assert continuity.step(1.0, {1: None, 5: far, 2: there, 3: far + 1.0}, str) == {}
+    # Track 1 ends: track 2 (born after 1 was last seen, 0.8 m away after 0.9 s) continues it;
+    # track 3 is too far to have walked there.
+    assert continuity.step(1.5, {2: there, 5: far, 3: far + 1.0}, lambda t: f"state {t}") == {
+        2: "state 1"
+    }
+    assert continuity.continued == 1
+    # A track that ended too long ago is forgotten.
+    assert continuity.step(2.0, {2: there, 3: far + 1.0}, lambda t: f"state {t}") == {}
+    assert continuity.step(9.0, {2: there, 3: far + 1.0, 7: far}, str) == {}
+
+
+def test_fit_recovers_a_separating_log_likelihood_ratio() -> None:
+    rng = np.random.default_rng(0)
+    same = [([rng.gamma(6.0, 3.0), rng.normal(4.0, 2.0)], True) for _ in range(400)]
+    other = [([rng.gamma(1.0, 1.0), rng.normal(0.0, 2.0)], False) for _ in range(1200)]
+    weights, bias = fit_physics_llr(same + other)
+    assert weights[0] > 0
+    assert weights[1] > 0
+    params = PhysicsParams(
+        smoothing_frames=21,
+        half_life_s=20.0,
+        min_points=8,
+        weights=(weights[0], weights[1]),
+        bias=bias,
+        max_llr=40.0,
+    )
+    llr_same = physics_llr(np.array([f for f, _ in same]), params)
+    llr_other = physics_llr(np.array([f for f, _ in other]), params)
+    assert (llr_same > 0).mean() > 0.9
+    assert (llr_other < 0).mean() > 0.9
+    with pytest.raises(PhysicsFitError):
+        fit_physics_llr(same)
