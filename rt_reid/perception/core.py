@@ -106,17 +106,17 @@ class LidarPerception:
             raise MessageError(f"perception expects (N, 3) points, got shape {points.shape}")
         points = points.astype(np.float32, copy=False)
         tic = time.perf_counter()
-        finite = np.isfinite(points.sum(axis=1))  # NaN/inf anywhere in a row
+        ranges = np.sqrt(np.einsum("ij,ij->i", points, points))
+        finite = np.isfinite(ranges)  # NaN/inf anywhere in a row
         if not finite.all():
-            points = points[finite]
-        rays = Rays.of(points)
+            points, ranges = points[finite], ranges[finite]
         if self._model is None:
-            self._model = self._choose_model(rays)
+            self._model = self._choose_model(Rays.of(points))
         model = self._model
         if isinstance(model, RangeImageBackground):
-            return self._process_range_image(model, points, rays, stamp_s, tic)
+            return self._process_range_image(model, points, ranges, stamp_s, tic)
         if isinstance(model, BackgroundModel):
-            return self._process_voxels(model, points, rays, stamp_s, tic)
+            return self._process_voxels(model, points, Rays.of(points), stamp_s, tic)
         return PerceptionResult(tracks=[], ready=False)  # too few points to choose a model yet
 
     def _choose_model(self, rays: Rays) -> BackgroundModel | RangeImageBackground | None:
@@ -158,41 +158,54 @@ class LidarPerception:
         self,
         model: RangeImageBackground,
         points: FloatArray,
-        rays: Rays,
+        ranges: FloatArray,
         stamp_s: float,
         tic: float,
     ) -> PerceptionResult:
-        """One frame with the per-beam range-image background."""
+        """One frame with the per-beam range-image background.
+
+        Every return in the ROI is classified by its pixel (the floor too: it is background), so
+        heights above the ground are computed for the few foreground returns only.
+        """
         was_ready = model.ready
-        all_rays = rays
-        keep, heights = self._above_ground(points, rays, learn=not was_ready)
-        points, rays = points[keep], rays[keep]
-        pixels = model.geometry.pixel(rays)
-        foreground = np.flatnonzero(model.is_foreground(pixels, rays.range))
+        frame_points, frame_ranges = points, ranges
+        inside = np.flatnonzero(roi_mask(points, ranges, self.params.roi))
+        points, ranges = points[inside], ranges[inside]
+        pixels = model.geometry.pixel(points, ranges)
+        if not was_ready:
+            self.ground.learn(points)
+        foreground = np.flatnonzero(model.is_foreground(pixels, ranges))
+        heights = self.ground.height(points[foreground])
+        if self.params.ground.mode != "none":
+            above = heights >= self.params.ground.margin
+            foreground, heights = foreground[above], heights[above]
         tac = time.perf_counter()
         self.tracker.predict(stamp_s)
         self.tracker.drop_outside(self._roi_low, self._roi_high)
         detections = []
         if was_ready:
             detections = self.clusterer.detect(
-                points[foreground], heights[foreground], self.tracker.predicted_xy()
+                points[foreground], heights, self.tracker.predicted_xy()
             )
         toc = time.perf_counter()
         self.tracker.update(detections)
         protected = np.zeros(len(points), dtype=bool)
         protected[foreground[self._protected(points[foreground])]] = True
         tuc = time.perf_counter()
-        model.update(pixels, rays.range, protected, stamp_s)
+        model.update(pixels, ranges, protected, stamp_s)
         if model.ready and not was_ready and self.params.background.find_static_people:
             image = np.full(model.geometry.pixels, np.inf, dtype=np.float32)
-            image[model.geometry.pixel(all_rays)] = all_rays.range
+            image[model.geometry.pixel(frame_points, frame_ranges)] = frame_ranges
+            all_heights = self.ground.height(points)
+            margin = self.params.ground.margin if self.params.ground.mode != "none" else -np.inf
+            rows = np.flatnonzero(all_heights >= margin)
             self._unmask_static_people(
                 model=model,
                 image=image,
-                points=points,
-                heights=heights,
-                pixels=pixels,
-                ranges=rays.range,
+                points=points[rows],
+                heights=all_heights[rows],
+                pixels=pixels[rows],
+                ranges=ranges[rows],
             )
         end = time.perf_counter()
         return self._result(len(foreground), (tic, tac, toc, tuc, end), ready=was_ready)

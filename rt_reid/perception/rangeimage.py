@@ -104,12 +104,18 @@ class BeamGeometry:
             phase=np.asarray(phases, dtype=np.float32),
         )
 
-    def pixel(self, rays: Rays) -> IndexArray:
-        """Pixel index (beam * columns + column) of every ray (nearest beam, nearest column)."""
-        bounds = (self.elevations[1:] + self.elevations[:-1]) / 2
-        beam = np.searchsorted(bounds, rays.elevation).astype(np.int64)
-        step = 2 * math.pi / self.columns
-        column = np.rint(rays.azimuth / step - self.phase[beam]).astype(np.int64) % self.columns
+    def pixel(self, points: FloatArray, ranges: FloatArray) -> IndexArray:
+        """Pixel index (beam * columns + column) of every return (nearest beam and column).
+
+        `ranges` are the points' distances from the sensor; beams are found by the sine of the
+        elevation (z / range), which spares an arctangent per point.
+        """
+        bounds = np.sin((self.elevations[1:] + self.elevations[:-1]) / 2).astype(np.float32)
+        sine = points[:, 2] / np.maximum(ranges, np.float32(1e-6))
+        beam = np.searchsorted(bounds, sine).astype(np.int64)
+        azimuth = np.arctan2(points[:, 1], points[:, 0])
+        step = np.float32(self.columns / (2 * math.pi))
+        column = np.rint(azimuth * step - self.phase[beam]).astype(np.int64) % self.columns
         index: IndexArray = beam * self.columns + column
         return index
 
