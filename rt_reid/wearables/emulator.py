@@ -29,7 +29,7 @@ from rt_reid.wearables.packet import MAX_SAMPLES
 
 LOG = logging.getLogger(__name__)
 IMU_TYPE = "sensor_msgs/msg/Imu"
-CONNECT_TIMEOUT_S = 5.0  # how long to wait for the receiver's CurveZMQ handshake at start
+CONNECT_TIMEOUT_S = 15.0  # how long to wait for the receiver's CurveZMQ handshake at start
 
 
 @dataclass

@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--connect-timeout-s",
         type=float,
-        default=5.0,
-        help="give up (exit 2) when no receiver completes the handshake within this time",
+        default=15.0,
+        help="give up (exit 2) when no receiver completes the handshake within this time "
+        "(default 15 s)",
     )
     parser.add_argument(
         "--start-at",
