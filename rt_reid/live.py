@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -26,9 +27,9 @@ import zmq
 from numpy.typing import NDArray
 
 from rt_reid.bag import bag_topics, read_messages, stamp_ns
-from rt_reid.errors import BagError, ConfigError
+from rt_reid.errors import BagError, ConfigError, ReidError
 from rt_reid.pipeline import FrameResult, ReidPipeline
-from rt_reid.pointcloud import pointcloud2_to_xyz
+from rt_reid.pointcloud import FrameIdCheck, pointcloud2_to_xyz
 from rt_reid.wearables.ingest import IngestStats, WearableIngest, pipeline_sink
 from rt_reid.wearables.keys import KeyStore
 from rt_reid.wearables.pacing import BagPacer
@@ -114,7 +115,13 @@ class LatestFrameWorker(Generic[T]):
                 self._slot, self._busy = None, True
             try:
                 self._process(item)
-            except Exception:  # a bad frame must not stop the stream
+            except ReidError as err:  # bad input (malformed cloud, ...): counted, no traceback
+                with self._condition:
+                    self._stats.errors += 1
+                    errors = self._stats.errors
+                if math.log10(errors).is_integer():
+                    LOG.warning("%s: frame skipped (%d so far): %s", self._name, errors, err)
+            except Exception:  # a bug must not stop the stream either, but shows its traceback
                 LOG.exception("%s: processing a frame failed", self._name)
                 with self._condition:
                     self._stats.errors += 1
@@ -189,6 +196,7 @@ class ReidEngine:
         self._publish = publish
         self._pending_reset: str | None = None
         self._previous: FrameResult | None = None
+        self._frame_ids = FrameIdCheck()
         self._stats = EngineStats()
         self._lock = threading.Lock()
         self._worker: LatestFrameWorker[Frame] = LatestFrameWorker(
@@ -237,6 +245,9 @@ class ReidEngine:
                 self._stats.requested_resets += 1
         if reason is not None:
             self.pipeline.reset(reason)
+        header = getattr(frame.cloud, "header", None)
+        if header is not None:  # a cloud from another sensor frame is refused (FrameIdError)
+            self._frame_ids.check(str(header.frame_id))
         xyz = self._to_xyz(frame.cloud)
         result = self.pipeline.process_frame(frame.stamp_s, xyz)
         if result is self._previous:  # same stamp as the previous frame: nothing new to publish

@@ -91,4 +91,6 @@ def run(args: argparse.Namespace) -> int:
         f"wearables: {wearables.accepted_packets} packets ({wearables.accepted_samples} samples) "
         f"accepted, rejected {wearables.rejected or 'none'}"
     )
+    for warning in pipeline.diagnostics().warnings:
+        print(f"warning: {warning}")
     return 0

@@ -231,3 +231,29 @@ def test_command_without_torch_exits_2_with_the_install_line(command: str) -> No
     assert "Traceback" not in done.stderr
     assert f"rt-reid {command}: error: it needs torch" in done.stderr
     assert 'pip install -e ".[train]"' in done.stderr
+
+
+@pytest.mark.slow
+def test_run_counts_malformed_clouds_and_frame_id_changes(
+    cli, sim_bag: Path, keys: Path, tmp_path: Path
+) -> None:
+    """Live: a byte-swapped cloud and a cloud from another frame are counted, no traceback."""
+    import dataclasses
+
+    seen = [0]
+
+    def edit(topic: str, ns: int, msg):
+        seen[0] += 1
+        if seen[0] == 30:
+            msg = dataclasses.replace(msg, is_bigendian=True)
+        elif seen[0] >= 36:
+            msg = dataclasses.replace(msg, header=dataclasses.replace(msg.header, frame_id="x"))
+        return [(topic, ns, msg)]
+
+    bag = rewrite(sim_bag, tmp_path / "bag", edit=edit, topics=[LIDAR])
+    result = run_live(cli, bag, keys, "--rate", "2")
+    assert result.code == 0
+    failed = int(result.out.split(" failed")[0].rsplit(" ", 1)[1])
+    assert failed >= 1  # frames dropped as late under load are not processed, so not counted
+    assert "frame skipped" in result.log
+    assert "frame_id changed from 'lidar' to 'x'" in result.log or "is_bigendian" in result.log
