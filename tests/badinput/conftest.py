@@ -199,3 +199,27 @@ def output_frame_ids(out_bag: Path) -> set[str]:
             for conn, _, raw in reader.messages(connections=connections)
         ]
     return {m.header.frame_id for m in messages}
+
+
+def first_chunk_record(bag: Path) -> int:
+    """Byte offset of the length field of the first record inside the first MCAP chunk.
+
+    MCAP records are opcode (1 byte), length (uint64 LE), body; a Chunk body holds start/end
+    time, uncompressed size, CRC, the compression string and then its records (uncompressed).
+    """
+    data = data_file(bag).read_bytes()
+    pos = 8  # after the magic
+    while data[pos] != 0x06:  # Chunk
+        pos += 9 + int.from_bytes(data[pos + 1 : pos + 9], "little")
+    body = pos + 9
+    compression_len = int.from_bytes(data[body + 28 : body + 32], "little")
+    assert data[body + 32 : body + 32 + compression_len] == b"", "expected uncompressed chunks"
+    return body + 32 + compression_len + 8 + 1
+
+
+def set_uint64(bag: Path, offset: int, value: int) -> None:
+    """Write `value` as uint64 LE at `offset` of the storage file."""
+    path = data_file(bag)
+    data = bytearray(path.read_bytes())
+    data[offset : offset + 8] = value.to_bytes(8, "little")
+    path.write_bytes(bytes(data))

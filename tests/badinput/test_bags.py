@@ -12,9 +12,12 @@ from tests.badinput.conftest import (
     LIDAR,
     copy_tree,
     data_file,
+    first_chunk_record,
+    last_diagnostics,
     overwrite,
     replay,
     rewrite,
+    set_uint64,
     truncate,
 )
 
@@ -31,6 +34,28 @@ def test_mcap_with_1_mb_overwritten_mid_file(cli, sim_bag: Path, tmp_path: Path,
     else:
         assert result.code == 2
         assert "corrupt or truncated" in result.err
+
+
+def test_mcap_record_length_beyond_any_file(cli, sim_bag: Path, tmp_path: Path) -> None:
+    """The reader's OverflowError (issue 13's crash) becomes exit 2 naming the bag."""
+    bag = copy_tree(sim_bag, tmp_path / "bag")
+    set_uint64(bag, first_chunk_record(bag), 2**64 - 1)
+    result = replay(cli, bag, tmp_path / "out")
+    assert result.code == 2
+    assert "corrupt or truncated" in result.err
+    assert "int too large" in result.err  # the reader's own words, no traceback
+
+
+def test_mcap_record_length_that_skips_a_chunk_silently(cli, sim_bag: Path, tmp_path: Path):
+    """The reader skips the rest of the chunk without an error: the loss is counted."""
+    bag = copy_tree(sim_bag, tmp_path / "bag")
+    set_uint64(bag, first_chunk_record(bag), 2**40)
+    result = replay(cli, bag, tmp_path / "out")
+    assert result.code == 0
+    assert "messages recorded in the bag's metadata are missing from the file" in result.out
+    level, message = last_diagnostics(tmp_path / "out")["rt_reid: pipeline"]
+    assert level == 1
+    assert "missing from the file" in message
 
 
 @pytest.mark.parametrize("storage", ["sim_bag", "sim_bag_sqlite"])
