@@ -102,3 +102,25 @@ def test_undecodable_message_is_reported_and_skipped_on_request(tmp_path: Path):
     assert [m.timestamp_ns for m in kept] == [5, 7]
     assert len(errors) == 1
     assert "at 6 ns" in str(errors[0])
+
+
+def test_topics_naming_no_topic_of_the_bag_yield_nothing(tmp_path: Path):
+    """rosbags reads an empty connection list as "all": read_messages must not pass one on."""
+    path = tmp_path / "bag"
+    with BagWriter(path) as writer:
+        writer.write("/reid/identities", 100, _detections(100))
+    assert list(read_messages(path, topics=["/lidar/points"])) == []
+    assert len(list(read_messages(path, topics=["/reid/identities"]))) == 1
+
+
+def test_messages_missing_against_the_metadata_are_reported(tmp_path: Path):
+    path = tmp_path / "bag"
+    with BagWriter(path) as writer:
+        for i in range(3):
+            writer.write("/reid/identities", 100 + i, _detections(100 + i))
+    metadata = path / "metadata.yaml"
+    metadata.write_text(metadata.read_text().replace("message_count: 3", "message_count: 5"))
+    lost: list[tuple[str, int]] = []
+    messages = list(read_messages(path, on_lost=lambda topic, n: lost.append((topic, n))))
+    assert len(messages) == 3
+    assert lost == [("/reid/identities", 2)]
