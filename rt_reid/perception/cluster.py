@@ -25,6 +25,7 @@ KMEANS_ITERATIONS = 4
 HEAD_BIN = 0.05  # metres, resolution of the top-height profile used to find heads
 PERSON_HEIGHT = 1.5  # metres of a person visible above the ground margin, for expected counts
 PERSON_WIDTH = 0.45  # metres, shoulder width seen from the sensor
+HEAD_PART_SHARE = 0.3  # split at heads only if every part holds this share of the points
 MAX_TOP_DROP = 0.4  # metres: the lowest the measured top of a far person may sit below min_top
 
 
@@ -116,7 +117,8 @@ class Clusterer:
         for slot, cluster in enumerate(kept):
             segment = slice(starts[cluster], starts[cluster] + counts[cluster])
             seeds = _distinct(predictions[owners == slot], p.split_min_separation)
-            if len(seeds) < 2 and footprint[cluster] <= p.max_footprint:
+            span = float(np.hypot(*(high[cluster] - low[cluster])[:2]))
+            if len(seeds) < 2 and span <= p.pair_span and footprint[cluster] <= p.max_footprint:
                 if person[cluster]:
                     detections.append(
                         Detection(
@@ -152,10 +154,12 @@ class Clusterer:
         """Index arrays of the parts of a cluster that holds several tracks or is oversized.
 
         `seeds` are the distinct predicted track positions that fall in this cluster; with fewer
-        than two, the cluster's heads seed the split (no heads: one part, which the gates reject).
+        than two, the cluster's heads seed the split (no two heads: one part, which the gates
+        judge as a whole: one person with outstretched arms, or an oversized object).
         """
         xy = points[:, :2].astype(np.float64)
-        if len(seeds) < 2:
+        by_heads = len(seeds) < 2
+        if by_heads:
             seeds = _head_seeds(
                 xy,
                 heights,
@@ -165,6 +169,8 @@ class Clusterer:
             if len(seeds) < 2:
                 return [np.arange(len(points))]
         parts = [part for part in _kmeans(xy, seeds) if len(part)]
+        if by_heads and min(len(part) for part in parts) < HEAD_PART_SHARE * len(points):
+            return [np.arange(len(points))]  # a raised arm, not a second person
         centres = np.array([xy[part].mean(axis=0) for part in parts])
         if len(_distinct(centres, self.params.split_min_separation)) < len(parts):
             return [np.arange(len(points))]  # parts this close are halves of one person

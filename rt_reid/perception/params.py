@@ -89,6 +89,7 @@ class ClusterParams:
     min_thickness: float = 0.015  # std across the ground-plane main axis; walls are thinner
     max_footprint: float = 1.2  # larger xy extent: split (by track predictions or k-means)
     head_prominence: float = 0.15  # head above shoulders, to split untracked oversized clusters
+    pair_span: float = 0.9  # a cluster with a wider ground diagonal is searched for two heads
     split_margin: float = 0.25  # predicted centres this far outside a cluster's box still split it
     split_min_separation: float = 0.3  # closer predicted centres count as one
 
