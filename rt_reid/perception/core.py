@@ -31,12 +31,16 @@ from rt_reid.perception.rangeimage import (
     MIN_GEOMETRY_POINTS,
     BeamGeometry,
     RangeImageBackground,
+    hidden_share,
     silhouette_share,
 )
 from rt_reid.perception.tracker import Track, Tracker
 
 LOG = logging.getLogger(__name__)
 STRUCTURE_MARGIN = 0.2  # metres above `cluster.max_top`: a static object reaching it is structure
+HIDDEN_HALF_WIDTH = 0.2  # metres: half a body's width, sampled to test whether it is hidden
+HIDDEN_MARGIN = 0.3  # metres: returns this much nearer than the body hide it
+HIDDEN_SHARE = 0.5  # share of the body's pixels that must be hidden
 SILHOUETTE_MARGIN = 0.2  # metres: what is beside a free-standing person lies this much behind
 SILHOUETTE_SHARE = 0.6  # share of its beam rows' ends that must occlude to take it as a person
 
@@ -188,7 +192,18 @@ class LidarPerception:
                 points[foreground], heights, self.tracker.predicted_xy()
             )
         toc = time.perf_counter()
-        self.tracker.update(detections)
+        image = np.full(model.geometry.pixels, np.inf, dtype=np.float32)
+        image[pixels] = ranges
+
+        def hidden(track: Track) -> bool:
+            """The track's place is behind nearer returns (another person, a pillar)."""
+            centre = np.array([track.state[0], track.state[1], track.z])
+            share = hidden_share(
+                model.geometry, image, centre, half_width=HIDDEN_HALF_WIDTH, margin=HIDDEN_MARGIN
+            )
+            return share >= HIDDEN_SHARE
+
+        self.tracker.update(detections, hidden)
         protected = np.zeros(len(points), dtype=bool)
         protected[foreground[self._protected(points[foreground])]] = True
         tuc = time.perf_counter()

@@ -105,6 +105,7 @@ class TrackerParams:
     confirm_hits: int = 3  # hits to confirm a tentative track
     tentative_max_missed: int = 2  # a tentative track dies after this many misses in a row
     max_coast_s: float = 3.0  # a lost confirmed track coasts this long before it is dropped
+    max_hidden_s: float = 60.0  # ... or this long while its place is hidden behind others
     coast_damping_s: float = 1.0  # time constant of the velocity decay while coasting
     max_speed: float = 3.0  # m/s, velocity clamp for coasting predictions
     merge_distance: float = 0.2  # confirmed tracks closer than this are one person: merged

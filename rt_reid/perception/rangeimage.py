@@ -120,6 +120,38 @@ class BeamGeometry:
         return index
 
 
+def hidden_share(
+    geometry: BeamGeometry,
+    image: FloatArray,
+    centre: npt.NDArray[np.float64],
+    *,
+    half_width: float,
+    margin: float,
+) -> float:
+    """Share of the pixels covering a body at `centre` whose return lies `margin` in front of it.
+
+    `image` is the frame's range per pixel (inf = no return). The body is sampled at its centre
+    height and 0.4 m above and below, `half_width` to either side; a return beyond the body
+    (the space is seen through) or none counts as not hidden.
+    """
+    offsets = np.array([-0.4, 0.0, 0.4])
+    horizontal = float(np.hypot(centre[0], centre[1]))
+    if horizontal < 1e-3:
+        return 0.0
+    heights = centre[2] + offsets
+    samples = np.c_[np.full(3, centre[0]), np.full(3, centre[1]), heights].astype(np.float32)
+    ranges = np.linalg.norm(samples, axis=1).astype(np.float32)
+    pixels = geometry.pixel(samples, ranges)
+    spread = math.ceil(half_width / horizontal / geometry.column_spacing)
+    beams, columns = np.divmod(pixels, geometry.columns)
+    shifts = np.arange(-spread, spread + 1)
+    grid = (
+        beams[:, None] * geometry.columns + (columns[:, None] + shifts[None, :]) % geometry.columns
+    )
+    seen = image[grid]
+    return float(np.mean(seen < ranges[:, None] - margin))
+
+
 def silhouette_share(
     geometry: BeamGeometry, image: FloatArray, pixels: IndexArray, margin: float
 ) -> float:

@@ -3,7 +3,8 @@
 Lifecycle: a detection nobody claims starts a tentative track; `confirm_hits` hits confirm it; a
 tentative track that misses `tentative_max_missed` frames in a row is dropped; a confirmed track
 that misses coasts on its prediction, its velocity decaying with `coast_damping_s` (re-acquired
-if a detection falls in its gate, which widens while it coasts), for up to `max_coast_s`. Ids
+if a detection falls in its gate, which widens while it coasts), for up to `max_coast_s`, or up
+to `max_hidden_s` while its place is hidden behind something nearer to the sensor. Ids
 come from a counter and are never reused. Confirmed tracks are associated first, then tentative
 ones with the remaining detections.
 """
@@ -11,6 +12,7 @@ ones with the remaining detections.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +25,7 @@ from rt_reid.perception.params import TrackerParams
 Vector = npt.NDArray[np.float64]
 H = np.eye(2, 4)
 UNASSIGNED = 1e9
+GATE_GROWTH_S = 0.5  # seconds unseen over which the Euclidean gate grows
 TOP_SMOOTHING = 0.2  # weight of a new cluster top in the track's smoothed top
 
 
@@ -109,8 +112,15 @@ class Tracker:
         )
         return np.array([t.state[:2] for t in tracks]).reshape(-1, 2)
 
-    def update(self, detections: list[Detection]) -> None:
-        """Associate detections with predicted tracks, update filters and the lifecycle."""
+    def update(
+        self, detections: list[Detection], hidden: Callable[[Track], bool] | None = None
+    ) -> None:
+        """Associate detections with predicted tracks, update filters and the lifecycle.
+
+        `hidden(track)` says whether an unobserved track's place is hidden behind something
+        nearer to the sensor; such a track coasts for up to `max_hidden_s` instead of
+        `max_coast_s` (nobody can see whether the person is still there).
+        """
         remaining = list(range(len(detections)))
         for group in (
             [t for t in self.tracks if t.confirmed],
@@ -127,7 +137,10 @@ class Tracker:
             if track.detection is None:
                 track.missed_frames += 1
                 track.age_frames += 1
-                if track.confirmed and track.missed_s > p.max_coast_s:
+                coasting = track.missed_s <= p.max_coast_s or (
+                    track.missed_s <= p.max_hidden_s and hidden is not None and hidden(track)
+                )
+                if track.confirmed and not coasting:
                     continue
                 if not track.confirmed and track.missed_frames >= p.tentative_max_missed:
                     continue
@@ -175,7 +188,9 @@ class Tracker:
             distance = np.hypot(innovation[:, 0], innovation[:, 1])
             S = track.cov[:2, :2] + np.eye(2) * r
             mahalanobis = np.einsum("ij,jk,ik->i", innovation, np.linalg.inv(S), innovation)
-            gate = p.gate_m + 0.5 * p.max_speed * track.missed_s
+            # grows for the first half second unseen only: a track hidden for long must not take
+            # the detection of someone else appearing metres away
+            gate = p.gate_m + 0.5 * p.max_speed * min(track.missed_s, GATE_GROWTH_S)
             ok = (distance <= gate) & (mahalanobis <= p.gate_sigma**2)
             # Shape: people differ in height; a close pass keeps each track on its own head.
             cost[i, ok] = distance[ok] + p.top_weight * np.abs(det_top[ok] - track.top)
