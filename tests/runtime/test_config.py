@@ -30,7 +30,7 @@ def test_shipped_file_loads() -> None:
     assert cfg.inference.encoding_stride == 2
     assert cfg.imu.store.buffer_s == 5.0
     assert cfg.identity.keep_evidence <= cfg.identity.assign_evidence
-    assert cfg.perception.roi.x_max == 12.0
+    assert cfg.perception.roi.x_max == _params()["perception"]["roi"]["x_max"]
 
 
 def test_defaults_are_filled_and_round_trip() -> None:
@@ -68,7 +68,10 @@ def test_defaults_are_filled_and_round_trip() -> None:
         (lambda p: p["identity"].update(keep_evidence=9.0), "identity.keep_evidence"),
         (lambda p: p.pop("perception"), "'perception' is a required property"),
         (lambda p: p["perception"].pop("roi"), "perception: 'roi' is a required property"),
-        (lambda p: p["perception"]["roi"].update(x_min=20.0), "perception.roi.x_min"),
+        (
+            lambda p: p["perception"]["roi"].update(x_min=p["perception"]["roi"]["x_max"] + 1),
+            "perception.roi.x_min",
+        ),
         (lambda p: p["identities"].update(layouts={"ghost": "watch"}), "ghost"),
         (
             lambda p: p["imu"].update(clock_offsets_s={"wearer_01": {"nose": 0.1}}),
