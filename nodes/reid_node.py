@@ -1,4 +1,4 @@
-"""`reid_node`: the ROS 2 (Humble/Jazzy) shell around `rt_reid.pipeline.ReidPipeline`.
+"""`reid_node`: the ROS 2 (Jazzy/Kilted) shell around `rt_reid.pipeline.ReidPipeline`.
 
 Subscribes ``lidar/points`` (sensor-data QoS) and ``imu/<identity>/<site>`` for the configured
 identities; publishes ``reid/identities``, ``reid/markers``, ``reid/latency`` and ``/diagnostics``.
