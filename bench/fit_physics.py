@@ -24,7 +24,7 @@ from scipy.optimize import linear_sum_assignment
 
 from rt_reid.config import ReidConfig, load_config
 from rt_reid.paths import find_data, shipped_model
-from rt_reid.physics import FEATURES, PhysicsParams, fit_physics_llr, physics_llr
+from rt_reid.physics import PhysicsParams, feature_names, fit_physics_llr, physics_llr
 from rt_reid.pipeline import ReidPipeline
 from rt_reid.sim import SceneConfig, simulate_scene
 from rt_reid.sim.scene import SimScene
@@ -48,25 +48,31 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=40.0)
     parser.add_argument("--every", type=int, default=5, help="record every N-th frame")
     parser.add_argument(
-        "--smoothing", type=int, default=None, help="physics.smoothing_frames (default: shipped)"
+        "--smoothing",
+        type=int,
+        nargs="+",
+        default=None,
+        help="physics.smoothing_frames (default: shipped)",
     )
     parser.add_argument("--json", type=Path, default=None, help="write records summary + fit")
     return parser.parse_args()
 
 
-def physics_only(identities: list[str], layout: str, smoothing: int | None) -> ReidConfig:
+def physics_only(identities: list[str], layout: str, smoothing: list[int] | None) -> ReidConfig:
     """The shipped parameter file with the scene's identities and only the physics channel."""
     document = yaml.safe_load(find_data("config/reid.yaml").read_text(encoding="utf-8"))
     raw = next(iter(document.values()))["ros__parameters"]
     raw["identities"] = {"names": identities, "layout": layout}
     raw.setdefault("identity", {})["learned_weight"] = 0.0
     if smoothing is not None:
-        raw.setdefault("physics", {})["smoothing_frames"] = smoothing
+        section = raw.setdefault("physics", {})
+        section["smoothing_frames"] = smoothing
+        section["weights"] = [0.0] * len(feature_names(smoothing))  # fitted here
     return ReidConfig.from_dict(raw)
 
 
 def scene_records(
-    scene: SimScene, *, every: int, smoothing: int | None
+    scene: SimScene, *, every: int, smoothing: list[int] | None
 ) -> list[tuple[list[float], bool]]:
     """(physics statistics, same person) for every matched (track, identity) pair."""
     identities = [p.identity for p in scene.people if p.identity is not None]
@@ -149,11 +155,13 @@ def main() -> None:
         (check_records if k % 3 == 2 else fit_records).extend(records)
         print(f"scene {k} ({people} people, {lidar} x {columns}, {layout}): {len(records)} records")
     weights, bias = fit_physics_llr(fit_records)
+    smoothing = config.physics.smoothing_frames if args.smoothing is None else args.smoothing
     params = dataclasses.replace(
-        config.physics, weights=(weights[0], weights[1]), bias=bias
+        config.physics, smoothing_frames=tuple(smoothing), weights=weights, bias=bias
     )
     report = {
-        "features": list(FEATURES),
+        "smoothing_frames": list(params.smoothing_frames),
+        "features": list(feature_names(params.smoothing_frames)),
         "weights": list(weights),
         "bias": bias,
         "fit": separation(fit_records, params),

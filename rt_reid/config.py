@@ -22,7 +22,7 @@ import yaml
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from rt_reid.errors import ConfigError
+from rt_reid.errors import ConfigError, ReidError
 from rt_reid.identity import Calibration, EvidenceParams
 from rt_reid.imu_buffer import ImuStoreParams
 from rt_reid.inference import Backend
@@ -185,18 +185,18 @@ class ReidConfig:
 
 
 def _physics_params(section: dict[str, Any]) -> PhysicsParams:
-    """The validated `physics` section as `PhysicsParams` (the smoothing window must be odd)."""
-    if section["smoothing_frames"] % 2 == 0:
-        raise ConfigError(f"physics.smoothing_frames: {section['smoothing_frames']} is not odd")
-    weights = tuple(float(w) for w in section["weights"])
-    return PhysicsParams(
-        smoothing_frames=int(section["smoothing_frames"]),
-        half_life_s=float(section["half_life_s"]),
-        min_points=int(section["min_points"]),
-        weights=(weights[0], weights[1]),
-        bias=float(section["bias"]),
-        max_llr=float(section["max_llr"]),
-    )
+    """The validated `physics` section as `PhysicsParams` (bands odd, one weight per feature)."""
+    try:
+        return PhysicsParams(
+            smoothing_frames=tuple(int(k) for k in section["smoothing_frames"]),
+            half_life_s=float(section["half_life_s"]),
+            min_points=int(section["min_points"]),
+            weights=tuple(float(w) for w in section["weights"]),
+            bias=float(section["bias"]),
+            max_llr=float(section["max_llr"]),
+        )
+    except ReidError as err:
+        raise ConfigError(str(err)) from err
 
 
 def load_config(path: Path | str, *, node_name: str | None = None) -> ReidConfig:

@@ -1,23 +1,27 @@
 """Physics evidence: does a LiDAR track move the way a wearable's IMU says it moves?
 
 A learning-free channel of identity evidence, next to the learned DeSPITE similarity. Both
-sensors observe the same body acceleration: the LiDAR as the second derivative of the track's
-centroid, the IMU as specific force rotated into its gravity-aligned world frame minus gravity.
-The two are brought to the same bandwidth exactly: the track's centroids go through a
-Savitzky-Golay second-derivative filter, and the IMU's per-frame accelerations are integrated
-twice and go through the same filter (which cancels the unknown integration constants), so a
-constant clock offset of tens of milliseconds changes little at these frequencies.
-
-Only quantities that do not depend on the IMU's unknown heading are compared:
-- horizontal: the complex inner product of the two horizontal acceleration series, whose
-  magnitude is invariant to a rotation about gravity (the best heading is implied, per device);
-- vertical: the signed inner product of the vertical accelerations (gait bob, squat, sit, jump).
-Sufficient statistics are accumulated per (track, identity, site) with exponential forgetting,
-and turned into a correlation test statistic: n * -log(1 - rho^2), which is ~1 for unrelated
-motion whatever the signal energies and grows linearly with time for the same body. A person
-standing still gives near-zero energy on both sides, i.e. no information, never a mismatch.
-`PhysicsParams.weights`/`bias` map the statistics to a log-likelihood ratio; they are fitted by
-logistic regression on our own simulator (`fit_physics_llr`, `bench/fit_physics.py`).
+sensors observe the same body, and only quantities that do not depend on the IMU's unknown
+heading are compared:
+- acceleration, at one or more bandwidths (`smoothing_frames`): the LiDAR sees it as the
+  second derivative of the track's centroid, the IMU as specific force rotated into its
+  gravity-aligned world frame minus gravity. Both are brought to the same bandwidth exactly:
+  the centroids go through a Savitzky-Golay second-derivative filter, and the IMU's per-frame
+  accelerations are integrated twice and go through the same filter (which cancels the unknown
+  integration constants). Horizontal: the magnitude of the complex inner product of the two
+  horizontal series, invariant to a rotation about gravity (the best heading is implied, per
+  device). Vertical: the signed inner product (gait bob, squat, sit, jump). Slow bands carry
+  walking, starts, stops and turns; fast bands carry bob and quick movements.
+- activity: how much the body moves its parts. The LiDAR sees it as the frame-to-frame change
+  of the cluster's shape (its point covariance, rotation-invariant in norm), the IMU as the
+  rotation speed of each site (forearm, wrist, leg). Gesturing, sitting down or turning while
+  standing moves both; their log-envelopes are correlated per site.
+Sums are accumulated per (track, identity, site) with exponential forgetting and turned into a
+correlation test statistic, n * -log(1 - rho^2) (signed where the sign matters), which stays at
+chance level for unrelated motion whatever the energies and grows with time for the same body.
+A person standing still gives no energy on either side: no information, never a mismatch.
+`PhysicsParams.weights`/`bias` map the statistics (`feature_names`) to a log-likelihood ratio;
+they are fitted by logistic regression on our own simulator (`bench/fit_physics.py`).
 """
 
 from __future__ import annotations
@@ -29,15 +33,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 from scipy.signal import savgol_coeffs
+from scipy.spatial.transform import Rotation
 
 from rt_reid.arrays import F64Array
 from rt_reid.errors import ReidError
 
-# Columns of `MotionEvidence.features`: the horizontal and the signed vertical test statistic.
-FEATURES = ("horizontal", "vertical")
 MAX_RHO2 = 0.98  # a correlation this high is as good as perfect; keeps -log(1 - rho^2) finite
 ENERGY_FLOOR = 1e-6  # (m/s^2)^2: below this a series carries no information
-HISTORY_SLACK = 4  # frames of centroid history beyond the window (IMU windows end lag frames back)
+ACTIVITY_FRAMES = 3  # frame-to-frame changes averaged into one activity sample
+TRACK_ACTIVITY_FLOOR = 1e-3  # m^2/s: shape change below this is scan noise
+IMU_ACTIVITY_FLOOR = 0.05  # rad/s: rotation slower than this is sensor noise
 
 
 class PhysicsFitError(ReidError):
@@ -48,12 +53,29 @@ class PhysicsFitError(ReidError):
 class PhysicsParams:
     """Physics channel parameters (from `ReidConfig.physics`; meanings in the schema)."""
 
-    smoothing_frames: int
+    smoothing_frames: tuple[int, ...]
     half_life_s: float
     min_points: int
-    weights: tuple[float, float]  # per FEATURES
+    weights: tuple[float, ...]  # one per `feature_names(smoothing_frames)`
     bias: float
     max_llr: float
+
+    def __post_init__(self) -> None:
+        """Reject weights that do not fit the features, naming both."""
+        names = feature_names(self.smoothing_frames)
+        if len(self.weights) != len(names):
+            raise ReidError(
+                f"physics.weights has {len(self.weights)} values but the features are {names}"
+            )
+        for frames in self.smoothing_frames:
+            if frames < 3 or frames % 2 == 0:
+                raise ReidError(f"physics.smoothing_frames must be odd and >= 3, got {frames}")
+
+
+def feature_names(smoothing_frames: Sequence[int]) -> tuple[str, ...]:
+    """Names of the feature columns: per band horizontal and vertical, then activity."""
+    names = [f"{axis}_{k}" for k in smoothing_frames for axis in ("horizontal", "vertical")]
+    return (*names, "activity")
 
 
 def acceleration_kernels(frames: int, frame_period: float) -> tuple[F64Array, F64Array]:
@@ -76,14 +98,30 @@ def acceleration_kernels(frames: int, frame_period: float) -> tuple[F64Array, F6
     return np.asarray(position, np.float64), acceleration
 
 
+@dataclass(frozen=True)
+class _Shape:
+    """One frame of one track: centroid (3,) and point covariance (6,: xx yy zz xy xz yz)."""
+
+    centroid: F64Array
+    covariance: F64Array
+
+    @classmethod
+    def of(cls, points: F64Array) -> _Shape:
+        centred = points - points.mean(axis=0)
+        cov = centred.T @ centred / len(points)
+        upper = np.array([cov[0, 0], cov[1, 1], cov[2, 2], cov[0, 1], cov[0, 2], cov[1, 2]])
+        return cls(points.mean(axis=0), upper)
+
+
 class MotionEvidence:
     """Accumulated physics evidence for every live track against a fixed list of identities.
 
-    Per frame: `observe(frame, centroids)` records each live track's centroid (None = not
-    observed); `update(frames, stamp_s, imu)` adds one filtered acceleration sample per
-    (track, identity, site) for the frame at the centre of `frames`, where `imu` maps identity
-    -> (len(frames), sites, 3) world-frame accelerations on those frames. `llr(track_ids)` is
-    the evidence matrix (tracks x identities), 0 where nothing was observed.
+    Per frame: `observe(frame, points)` records each live track's cluster (None = not
+    observed); `update(frames, stamp_s, imu)` adds one sample per band and one activity sample
+    per (track, identity, site) for the consecutive frames `frames` (the last `self.frames`
+    frames up to the newest one the IMU covers), where `imu` maps identity -> (orientation
+    (F, S, 4) xyzw, world acceleration (F, S, 3)) on those frames. `llr(track_ids)` is the
+    evidence matrix (tracks x identities), 0 where nothing was observed.
     """
 
     def __init__(
@@ -96,18 +134,15 @@ class MotionEvidence:
     ) -> None:
         self.identities = tuple(identities)
         self.params = params
+        self.feature_names = feature_names(params.smoothing_frames)
         self._column = {name: k for k, name in enumerate(self.identities)}
         self._sites = sites
         self._frame_period = frame_period
-        self._k_pos, self._k_acc = acceleration_kernels(params.smoothing_frames, frame_period)
-        self._history: dict[int, deque[tuple[int, F64Array | None]]] = {}
+        self._kernels = [acceleration_kernels(k, frame_period) for k in params.smoothing_frames]
+        self.frames = max(*params.smoothing_frames, ACTIVITY_FRAMES + 1)
+        self._history: dict[int, deque[tuple[int, _Shape | None]]] = {}
         self._stats: dict[int, PairStats] = {}
         self._last_stamp: float | None = None
-
-    @property
-    def frames(self) -> int:
-        """Frames one filtered sample spans (the smoothing window)."""
-        return self.params.smoothing_frames
 
     def reset(self) -> None:
         """Forget every track's history and statistics."""
@@ -115,14 +150,19 @@ class MotionEvidence:
         self._stats.clear()
         self._last_stamp = None
 
-    def observe(self, frame: int, centroids: Mapping[int, F64Array | None]) -> None:
-        """Record this frame's centroid of every live track; tracks not listed are dropped."""
-        for track_id in [t for t in self._history if t not in centroids]:
+    def observe(self, frame: int, points: Mapping[int, F64Array | None]) -> None:
+        """Record this frame's cluster of every live track; tracks not listed are dropped.
+
+        A cluster with fewer than `min_points` points counts as not observed.
+        """
+        for track_id in [t for t in self._history if t not in points]:
             del self._history[track_id]
             self._stats.pop(track_id, None)
-        for track_id, centroid in centroids.items():
+        for track_id, cloud in points.items():
             ring = self._history.setdefault(track_id, deque(maxlen=self.frames + HISTORY_SLACK))
-            ring.append((frame, None if centroid is None else np.asarray(centroid, np.float64)))
+            observed = cloud is not None and len(cloud) >= self.params.min_points
+            shape = _Shape.of(np.asarray(cloud, np.float64)) if observed else None
+            ring.append((frame, shape))
 
     def inherit(self, track_id: int, old: PairStats) -> None:
         """Add the statistics of the track that `track_id` continues (identity continuity)."""
@@ -134,37 +174,64 @@ class MotionEvidence:
         stats = self._stats.get(track_id)
         return None if stats is None else stats.copy()
 
-    def update(self, frames: Sequence[int], stamp_s: float, imu: Mapping[str, F64Array]) -> None:
-        """Add the filtered sample centred on `frames` (consecutive frame indices) to every pair.
+    def update(
+        self,
+        frames: Sequence[int],
+        stamp_s: float,
+        imu: Mapping[str, tuple[F64Array, F64Array]],
+    ) -> None:
+        """Add this frame's samples for the consecutive `frames` to every pair.
 
-        Tracks observed on all of `frames` contribute; identities missing from `imu` (silent or
-        incomplete) contribute nothing this frame. Forgetting runs on `stamp_s`.
+        Tracks observed on the frames a sample needs contribute; identities missing from `imu`
+        (silent or incomplete) contribute nothing this frame. Forgetting runs on `stamp_s`.
         """
-        p = self.params
         dt = 0.0 if self._last_stamp is None else max(0.0, stamp_s - self._last_stamp)
         self._last_stamp = stamp_s
-        decay = 0.5 ** (dt / p.half_life_s)
+        decay = 0.5 ** (dt / self.params.half_life_s)
         for stats in self._stats.values():
             stats.scale(decay)
         if len(frames) != self.frames or not imu:
             return
         columns = [self._column[name] for name in imu]
-        imu_acc = np.stack([imu[name] for name in imu])  # (I', F, S, 3)
-        imu_filtered = np.einsum("f,ifsc->isc", self._k_acc, imu_acc)  # (I', S, 3)
-        wanted = {f: k for k, f in enumerate(frames)}
+        orientation = np.stack([imu[name][0] for name in imu])  # (I', F, S, 4)
+        acceleration = np.stack([imu[name][1] for name in imu])  # (I', F, S, 3)
+        imu_bands = [
+            np.einsum("f,ifsc->isc", k_acc, acceleration[:, -len(k_acc) :])
+            for _, k_acc in self._kernels
+        ]
+        imu_activity = np.log(_rotation_speed(orientation, self._frame_period) + IMU_ACTIVITY_FLOOR)
+        index = {f: k for k, f in enumerate(frames)}
         for track_id, ring in self._history.items():
-            window = [c for f, c in ring if f in wanted]
-            if len(window) != len(wanted) or any(c is None for c in window):
-                continue
-            positions = np.stack([c for c in window if c is not None])  # (F, 3)
-            track_acc = self._k_pos @ positions  # (3,)
-            if track_id not in self._stats:
-                self._stats[track_id] = PairStats.zeros(len(self.identities), self._sites)
-            self._stats[track_id].add(columns, track_acc, imu_filtered)
+            shapes: list[_Shape | None] = [None] * len(frames)
+            for f, shape in ring:
+                if f in index:
+                    shapes[index[f]] = shape
+            known = self._stats.get(track_id)
+            stats = (
+                PairStats.zeros(len(self.identities), self._sites, len(self._kernels))
+                if known is None
+                else known
+            )
+            added = False
+            for band, (k_pos, _) in enumerate(self._kernels):
+                recent = shapes[-len(k_pos) :]
+                if all(s is not None for s in recent):
+                    centroids = np.stack([s.centroid for s in recent if s is not None])
+                    stats.add_band(band, columns, k_pos @ centroids, imu_bands[band])
+                    added = True
+            recent = shapes[-(ACTIVITY_FRAMES + 1) :]
+            if all(s is not None for s in recent):
+                covariances = np.stack([s.covariance for s in recent if s is not None])
+                change = np.linalg.norm(np.diff(covariances, axis=0), axis=1).mean()
+                track_activity = np.log(change / self._frame_period + TRACK_ACTIVITY_FLOOR)
+                stats.add_activity(columns, float(track_activity), imu_activity)
+                added = True
+            if added:
+                self._stats[track_id] = stats
 
     def features(self, track_ids: Sequence[int]) -> F64Array:
-        """Test statistics (tracks, identities, FEATURES); 0 where nothing was accumulated."""
-        out = np.zeros((len(track_ids), len(self.identities), len(FEATURES)))
+        """Test statistics (tracks, identities, features); 0 where nothing was accumulated."""
+        out = np.zeros((len(track_ids), len(self.identities), len(self.feature_names)))
         for row, track_id in enumerate(track_ids):
             stats = self._stats.get(track_id)
             if stats is not None:
@@ -176,8 +243,24 @@ class MotionEvidence:
         return physics_llr(self.features(track_ids), self.params)
 
 
+HISTORY_SLACK = 4  # frames of track history beyond the window (IMU windows end lag frames back)
+
+
+def _rotation_speed(orientation: F64Array, frame_period: float) -> F64Array:
+    """Mean rotation speed (rad/s) over the last ACTIVITY_FRAMES frames: (I, F, S, 4) -> (I, S).
+
+    The relative rotation between frames does not depend on the device's heading.
+    """
+    recent = orientation[:, -(ACTIVITY_FRAMES + 1) :]
+    before = Rotation.from_quat(recent[:, :-1].reshape(-1, 4))
+    after = Rotation.from_quat(recent[:, 1:].reshape(-1, 4))
+    angles = (after * before.inv()).magnitude().reshape(recent.shape[0], -1, recent.shape[2])
+    speed: F64Array = angles.mean(axis=1) / frame_period
+    return speed
+
+
 def physics_llr(features: F64Array, params: PhysicsParams) -> F64Array:
-    """Map test statistics (..., FEATURES) to a clipped log-likelihood ratio; 0 stays 0."""
+    """Map test statistics (..., features) to a clipped log-likelihood ratio; 0 stays 0."""
     weights = np.asarray(params.weights, np.float64)
     informed = np.any(features != 0.0, axis=-1)
     llr = np.where(informed, features @ weights + params.bias, 0.0)
@@ -187,32 +270,32 @@ def physics_llr(features: F64Array, params: PhysicsParams) -> F64Array:
 
 @dataclass
 class PairStats:
-    """Forgetting sums of one track against every (identity, site)."""
+    """Forgetting sums of one track against every (identity, site): per band and activity."""
 
-    cross_h: np.ndarray  # (I, S) complex: sum z_track * conj(z_imu)
-    track_h: F64Array  # (I, S): sum |z_track|^2 (per pair: only frames where the IMU was there)
-    imu_h: F64Array  # (I, S)
-    cross_v: F64Array  # (I, S)
+    cross_h: np.ndarray  # (B, I, S) complex: sum z_track * conj(z_imu)
+    track_h: F64Array  # (B, I, S): sum |z_track|^2 (per pair: only frames where the IMU was there)
+    imu_h: F64Array  # (B, I, S)
+    cross_v: F64Array  # (B, I, S)
     track_v: F64Array
     imu_v: F64Array
-    count: F64Array  # (I, S) forgetting sample count
+    count: F64Array  # (B, I, S) forgetting sample count
+    activity: F64Array  # (6, I, S): n, sum x, sum y, sum xx, sum yy, sum xy
 
     @classmethod
-    def zeros(cls, identities: int, sites: int) -> PairStats:
+    def zeros(cls, identities: int, sites: int, bands: int) -> PairStats:
         """Empty sums for (identities, sites) pairs."""
-        shape = (identities, sites)
+        shape = (bands, identities, sites)
+        real = [np.zeros(shape) for _ in range(6)]
         return cls(
-            np.zeros(shape, np.complex128),
-            *(np.zeros(shape) for _ in range(6)),
+            cross_h=np.zeros(shape, np.complex128),
+            track_h=real[0],
+            imu_h=real[1],
+            cross_v=real[2],
+            track_v=real[3],
+            imu_v=real[4],
+            count=real[5],
+            activity=np.zeros((6, identities, sites)),
         )
-
-    def copy(self) -> PairStats:
-        """An independent copy."""
-        return PairStats(*(np.array(a) for a in self._arrays()))
-
-    def merged(self, other: PairStats) -> PairStats:
-        """Element-wise sum: the statistics of both tracks as if they were one."""
-        return PairStats(*(a + b for a, b in zip(self._arrays(), other._arrays(), strict=True)))
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
         return (
@@ -223,30 +306,54 @@ class PairStats:
             self.track_v,
             self.imu_v,
             self.count,
+            self.activity,
         )
+
+    def copy(self) -> PairStats:
+        """An independent copy."""
+        return PairStats(*(np.array(a) for a in self._arrays()))
+
+    def merged(self, other: PairStats) -> PairStats:
+        """Element-wise sum: the statistics of both tracks as if they were one."""
+        return PairStats(*(a + b for a, b in zip(self._arrays(), other._arrays(), strict=True)))
 
     def scale(self, factor: float) -> None:
         """Forgetting: multiply every sum."""
         for array in self._arrays():
             np.multiply(array, factor, out=array)
 
-    def add(self, columns: list[int], track_acc: F64Array, imu_acc: F64Array) -> None:
-        """One filtered sample: track (3,), IMU (I', S, 3) for identity columns `columns`."""
+    def add_band(
+        self, band: int, columns: list[int], track_acc: F64Array, imu_acc: F64Array
+    ) -> None:
+        """One filtered sample of one band: track (3,), IMU (I', S, 3) for `columns`."""
         z_track = complex(track_acc[0], track_acc[1])
         z_imu = imu_acc[..., 0] + 1j * imu_acc[..., 1]  # (I', S)
-        self.cross_h[columns] += z_track * np.conj(z_imu)
-        self.track_h[columns] += abs(z_track) ** 2
-        self.imu_h[columns] += np.abs(z_imu) ** 2
-        self.cross_v[columns] += track_acc[2] * imu_acc[..., 2]
-        self.track_v[columns] += track_acc[2] ** 2
-        self.imu_v[columns] += imu_acc[..., 2] ** 2
-        self.count[columns] += 1.0
+        self.cross_h[band, columns] += z_track * np.conj(z_imu)
+        self.track_h[band, columns] += abs(z_track) ** 2
+        self.imu_h[band, columns] += np.abs(z_imu) ** 2
+        self.cross_v[band, columns] += track_acc[2] * imu_acc[..., 2]
+        self.track_v[band, columns] += track_acc[2] ** 2
+        self.imu_v[band, columns] += imu_acc[..., 2] ** 2
+        self.count[band, columns] += 1.0
+
+    def add_activity(self, columns: list[int], track: float, imu: F64Array) -> None:
+        """One activity sample: the track's log shape change, the sites' log rotation speeds."""
+        self.activity[:, columns] += np.stack(
+            [np.ones_like(imu), np.full_like(imu, track), imu, np.full_like(imu, track**2),
+             imu**2, track * imu]
+        )  # fmt: skip
 
     def features(self) -> F64Array:
-        """(I, FEATURES): per identity, the mean over its sites of each test statistic."""
+        """(I, features): per identity, the mean over its sites of each test statistic."""
         horizontal = _statistic(np.abs(self.cross_h), self.track_h, self.imu_h, self.count)
-        signed = _statistic(self.cross_v, self.track_v, self.imu_v, self.count)
-        return np.stack([horizontal.mean(axis=1), signed.mean(axis=1)], axis=-1)
+        vertical = _statistic(self.cross_v, self.track_v, self.imu_v, self.count)
+        bands = np.stack([horizontal.mean(axis=2), vertical.mean(axis=2)], axis=1)  # (B, 2, I)
+        n, sx, sy, sxx, syy, sxy = self.activity
+        safe = np.maximum(n, 1e-9)
+        activity = _statistic(
+            sxy - sx * sy / safe, sxx - sx**2 / safe, syy - sy**2 / safe, np.maximum(n - 1, 0.0)
+        ).mean(axis=1)
+        return np.concatenate([bands.reshape(-1, bands.shape[-1]), activity[None]]).T
 
 
 def _statistic(

@@ -31,7 +31,7 @@ from rt_reid.identity import Assignment, IdentityAssigner, TrackEvidence
 from rt_reid.imu_buffer import DeviceStats, ImuStore
 from rt_reid.inference import Backend, EncoderSet
 from rt_reid.perception import LidarPerception, PerceptionResult, TrackObservation
-from rt_reid.physics import FEATURES, MotionEvidence, PairStats
+from rt_reid.physics import MotionEvidence, PairStats
 from rt_reid.windows import TrackWindows
 
 LOG = logging.getLogger(__name__)
@@ -75,7 +75,7 @@ class FrameResult:
 
     `similarity` holds the cosines scored this frame (NaN where a track or identity was not
     encoded this frame); `evidence` the fused evidence after this frame; `physics` the physics
-    channel's test statistics (tracks, identities, `rt_reid.physics.FEATURES`).
+    channel's test statistics (tracks, identities, `MotionEvidence.feature_names`).
     """
 
     stamp_s: float
@@ -84,7 +84,7 @@ class FrameResult:
     similarity: F64Array
     evidence: F64Array
     identities: tuple[str, ...]
-    physics: F64Array = field(default_factory=lambda: np.zeros((0, 0, len(FEATURES))))
+    physics: F64Array = field(default_factory=lambda: np.zeros((0, 0, 0)))
     perception_timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -385,17 +385,9 @@ class ReidPipeline:
         """Track centroids and IMU accelerations into the physics channel; its evidence rows."""
         if not self._physical:
             return None
-        min_points = self.config.physics.min_points
         self.physics.observe(
             frame,
-            {
-                t.track_id: (
-                    None
-                    if t.points is None or len(t.points) < min_points
-                    else np.asarray(t.points, np.float64).mean(axis=0)
-                )
-                for t in tracks
-            },
+            {t.track_id: None if t.points is None else np.asarray(t.points) for t in tracks},
         )
         span = self.physics.frames
         if len(self._stamps) >= span + self._lag:
@@ -407,7 +399,7 @@ class ReidPipeline:
             self.physics.update(
                 range(last - span + 1, last + 1),
                 stamp_s,
-                {name: m[1] for name, m in motion.items() if not isinstance(m, str)},
+                {name: m for name, m in motion.items() if not isinstance(m, str)},
             )
         ids = [t.track_id for t in tracks]
         return dict(zip(ids, self.physics.llr(ids), strict=True))

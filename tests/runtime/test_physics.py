@@ -8,11 +8,11 @@ import pytest
 from rt_reid.continuity import TrackContinuity
 from rt_reid.errors import ReidError
 from rt_reid.physics import (
-    FEATURES,
     MotionEvidence,
     PhysicsFitError,
     PhysicsParams,
     acceleration_kernels,
+    feature_names,
     fit_physics_llr,
     physics_llr,
 )
@@ -20,13 +20,18 @@ from rt_reid.physics import (
 RATE = 10.0
 PERIOD = 1.0 / RATE
 PARAMS = PhysicsParams(
-    smoothing_frames=21,
+    smoothing_frames=(7, 21),
     half_life_s=20.0,
     min_points=8,
-    weights=(0.06, 0.03),
+    weights=(0.02, 0.01, 0.06, 0.03, 0.05),
     bias=-1.7,
     max_llr=40.0,
 )
+HORIZONTAL_SLOW = feature_names(PARAMS.smoothing_frames).index("horizontal_21")
+ACTIVITY = feature_names(PARAMS.smoothing_frames).index("activity")
+BODY = np.random.default_rng(7).normal(0.0, 0.2, (30, 3))  # a cloud around the centroid
+BODY -= BODY.mean(axis=0)
+IDENTITY_QUATERNION = np.array([0.0, 0.0, 0.0, 1.0])
 
 
 def walk(seed: int, duration: float = 20.0, fine: float = 200.0) -> tuple[np.ndarray, np.ndarray]:
@@ -71,19 +76,38 @@ def frame_signals(
 
 
 def run(
-    tracks: dict[int, np.ndarray], imu: dict[str, np.ndarray], params: PhysicsParams = PARAMS
+    tracks: dict[int, np.ndarray],
+    imu: dict[str, np.ndarray],
+    *,
+    shapes: dict[int, np.ndarray] | None = None,
+    orientations: dict[str, np.ndarray] | None = None,
 ) -> MotionEvidence:
-    """Feed whole sequences through MotionEvidence frame by frame."""
-    evidence = MotionEvidence(identities=list(imu), sites=1, params=params, frame_period=PERIOD)
+    """Feed whole sequences through MotionEvidence frame by frame.
+
+    `tracks`: centroids (T, 3) per track, whose clouds are BODY stretched along x by `shapes`
+    (T,) per frame (1 when not given); `imu`: accelerations (T, 1, 3) per identity, with
+    orientations (T, 1, 4) (no rotation when not given).
+    """
+    evidence = MotionEvidence(identities=list(imu), sites=1, params=PARAMS, frame_period=PERIOD)
     frames = min(len(v) for v in tracks.values())
-    span = params.smoothing_frames
+    span = evidence.frames
     for f in range(frames):
-        evidence.observe(f, {k: v[f] for k, v in tracks.items()})
+        clouds = {}
+        for k, centroids in tracks.items():
+            scale = 1.0 if shapes is None else shapes[k][f]
+            clouds[k] = centroids[f] + BODY * np.array([scale, 1.0, 1.0])
+        evidence.observe(f, clouds)
         if f >= span - 1:
-            window = range(f - span + 1, f + 1)
-            evidence.update(
-                window, f * PERIOD, {n: a[f - span + 1 : f + 1] for n, a in imu.items()}
-            )
+            window = slice(f - span + 1, f + 1)
+            motion = {}
+            for name, acc in imu.items():
+                quats = (
+                    np.tile(IDENTITY_QUATERNION, (span, 1, 1))
+                    if orientations is None
+                    else orientations[name][window]
+                )
+                motion[name] = (quats, acc[window])
+            evidence.update(range(f - span + 1, f + 1), f * PERIOD, motion)
     return evidence
 
 
@@ -100,7 +124,7 @@ def test_true_pair_beats_false_pair() -> None:
     track_a, imu_a = frame_signals(1)
     track_b, imu_b = frame_signals(2)
     evidence = run({1: track_a, 2: track_b}, {"a": imu_a, "b": imu_b})
-    features = evidence.features([1, 2])[..., 0]
+    features = evidence.features([1, 2])[..., HORIZONTAL_SLOW]
     assert features[0, 0] > 10 * max(features[0, 1], 1.0)
     assert features[1, 1] > 10 * max(features[1, 0], 1.0)
     llr = evidence.llr([1, 2])
@@ -113,7 +137,7 @@ def test_imu_heading_does_not_change_the_evidence() -> None:
     _, turned = frame_signals(3, heading=2.1)
     plain = run({1: track}, {"a": imu}).features([1])
     rotated = run({1: track}, {"a": turned}).features([1])
-    assert plain[0, 0, 0] > 20.0
+    assert plain[0, 0, HORIZONTAL_SLOW] > 20.0
     np.testing.assert_allclose(rotated, plain, rtol=1e-9, atol=1e-9)
 
 
@@ -122,7 +146,7 @@ def test_a_50_ms_clock_offset_changes_the_evidence_little() -> None:
     _, late = frame_signals(4, offset_s=0.05)
     aligned = run({1: track}, {"a": imu}).features([1])[0, 0]
     shifted = run({1: track}, {"a": late}).features([1])[0, 0]
-    assert shifted[0] == pytest.approx(aligned[0], rel=0.25)
+    assert shifted[HORIZONTAL_SLOW] == pytest.approx(aligned[HORIZONTAL_SLOW], rel=0.25)
 
 
 def test_a_still_person_is_uninformative_not_a_mismatch() -> None:
@@ -133,17 +157,17 @@ def test_a_still_person_is_uninformative_not_a_mismatch() -> None:
     assert np.all(np.abs(features) < 10.0)
     moving_track, moving_imu = frame_signals(5)
     moving = run({1: moving_track}, {"a": moving_imu}).features([1])
-    assert moving[0, 0, 0] > features[0, 0, 0] + 20.0
+    assert moving[0, 0, HORIZONTAL_SLOW] > features[0, 0, HORIZONTAL_SLOW] + 20.0
 
 
 def test_missing_identity_contributes_nothing_and_forgetting_decays() -> None:
     track, imu = frame_signals(6)
     evidence = run({1: track}, {"a": imu})
-    before = evidence.features([1])[0, 0, 0]
+    before = evidence.features([1])[0, 0, HORIZONTAL_SLOW]
     evidence.update([], 1e3, {})  # 1000 s later, nothing observed: statistics decay
-    assert evidence.features([1])[0, 0, 0] < 1e-6 * before
+    assert evidence.features([1])[0, 0, HORIZONTAL_SLOW] < 1e-6 * before
     evidence.observe(0, {})
-    assert evidence.features([1]).shape == (1, 1, len(FEATURES))
+    assert evidence.features([1]).shape == (1, 1, len(evidence.feature_names))
     assert np.all(evidence.features([1]) == 0.0)  # dropped with its track
 
 
@@ -152,10 +176,10 @@ def test_statistics_follow_a_continued_track() -> None:
     evidence = run({1: track}, {"a": imu})
     stats = evidence.statistics(1)
     assert stats is not None
-    evidence.observe(500, {2: track[0]})  # track 1 ended, track 2 is new
-    assert evidence.features([2])[0, 0, 0] == 0.0
+    evidence.observe(500, {2: track[0] + BODY})  # track 1 ended, track 2 is new
+    assert evidence.features([2])[0, 0, HORIZONTAL_SLOW] == 0.0
     evidence.inherit(2, stats)
-    assert evidence.features([2])[0, 0, 0] > 20.0
+    assert evidence.features([2])[0, 0, HORIZONTAL_SLOW] > 20.0
 
 
 def test_continuity_pairs_a_young_track_with_the_one_that_ended_nearby() -> None:
@@ -175,21 +199,59 @@ def test_continuity_pairs_a_young_track_with_the_one_that_ended_nearby() -> None
     assert continuity.step(9.0, {2: there, 3: far + 1.0, 7: far}, str) == {}
 
 
+def gestures(seed: int, frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """A standing person's bursts of arm movement: cloud width (T,) and forearm quaternions."""
+    rng = np.random.default_rng(seed)
+    active = np.repeat(rng.random(frames // 10 + 1) < 0.4, 10)[:frames]
+    width = 1.0 + 0.5 * active * np.abs(np.sin(np.arange(frames) * 1.3))
+    width += rng.normal(0.0, 0.01, frames)
+    angle = np.cumsum(active * rng.normal(0.0, 0.3, frames))
+    quats = np.stack([np.zeros(frames), np.sin(angle / 2), np.zeros(frames), np.cos(angle / 2)], 1)
+    return width, quats[:, None, :]
+
+
+def test_gesturing_while_standing_is_evidence_through_activity() -> None:
+    frames = 300
+    still = np.tile([2.0, 1.0, 1.0], (frames, 1))
+    width_a, quats_a = gestures(11, frames)
+    width_b, quats_b = gestures(12, frames)
+    no_acc = np.zeros((frames, 1, 3))
+    evidence = run(
+        {1: still, 2: still + 1.5},
+        {"a": no_acc, "b": no_acc},
+        shapes={1: width_a, 2: width_b},
+        orientations={"a": quats_a, "b": quats_b},
+    )
+    activity = evidence.features([1, 2])[..., ACTIVITY]
+    assert activity[0, 0] > 10.0
+    assert activity[1, 1] > 10.0
+    assert activity[0, 0] > 5 * abs(activity[0, 1])
+    assert activity[1, 1] > 5 * abs(activity[1, 0])
+
+
+def test_weights_must_fit_the_features() -> None:
+    with pytest.raises(ReidError, match=r"weights has 2 values"):
+        PhysicsParams(
+            smoothing_frames=(7, 21),
+            half_life_s=20.0,
+            min_points=8,
+            weights=(1.0, 2.0),
+            bias=0.0,
+            max_llr=1.0,
+        )
+
+
 def test_fit_recovers_a_separating_log_likelihood_ratio() -> None:
     rng = np.random.default_rng(0)
-    same = [([rng.gamma(6.0, 3.0), rng.normal(4.0, 2.0)], True) for _ in range(400)]
-    other = [([rng.gamma(1.0, 1.0), rng.normal(0.0, 2.0)], False) for _ in range(1200)]
+    same = [([rng.gamma(6.0, 3.0), rng.normal(4.0, 2.0), rng.gamma(3.0)], True) for _ in range(400)]
+    other = [([rng.gamma(1.0), rng.normal(0.0, 2.0), rng.gamma(1.0)], False) for _ in range(1200)]
     weights, bias = fit_physics_llr(same + other)
     assert weights[0] > 0
     assert weights[1] > 0
     params = PhysicsParams(
-        smoothing_frames=21,
-        half_life_s=20.0,
-        min_points=8,
-        weights=(weights[0], weights[1]),
-        bias=bias,
+        smoothing_frames=(21,), half_life_s=20.0, min_points=8, weights=weights, bias=bias,
         max_llr=40.0,
-    )
+    )  # fmt: skip
     llr_same = physics_llr(np.array([f for f, _ in same]), params)
     llr_other = physics_llr(np.array([f for f, _ in other]), params)
     assert (llr_same > 0).mean() > 0.9

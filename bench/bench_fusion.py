@@ -1,0 +1,150 @@
+"""Identity evidence ablation: learned only / physics only / fused, on our simulator and given bags.
+
+Each simulated scene (held-out seeds 5000+10n+k, 25 % bystanders by default, distinct from the
+encoders' training seeds, the physics fit's 3000+ and bench_identity's) is written once and
+replayed once per channel setting with the shipped parameters, changed only by
+`identity.learned_weight` / `identity.physics_weight` (and any `--set KEY=VALUE`). Bags given
+with `--bags` (e.g. the foreign validation bags) are replayed the same way; nothing is fitted.
+
+    OMP_NUM_THREADS=1 python bench/bench_fusion.py --people 4 8 16 32 --scenes 1 --duration 30 \
+        --bags ../shared/foreign/f01_three_and_bystander ../shared/foreign/f02_six_mostly_standing \
+               ../shared/foreign/f03_eight_watch_walk
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rt_reid.config import ReidConfig
+from rt_reid.layouts import LAYOUTS, get_layout
+from rt_reid.paths import find_data, shipped_model
+from rt_reid.replay import BagReplayer, input_topics
+from rt_reid.sim import SceneConfig, write_bag
+
+EVAL_SEED = 5000
+CHANNELS = {"learned": (1.0, 0.0), "physics": (0.0, 1.0), "fused": (1.0, 1.0)}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--people", type=int, nargs="*", default=[4, 8])
+    parser.add_argument("--scenes", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=30.0)
+    parser.add_argument("--lidar", default="os1-64")
+    parser.add_argument("--columns", type=int, default=1024)
+    parser.add_argument("--layout", default="lipd4")
+    parser.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=list(CHANNELS))
+    parser.add_argument("--bags", type=Path, nargs="*", default=[], help="extra bags to replay")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. identity.x=1"
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    return parser.parse_args()
+
+
+def parameters(channel: str, overrides: list[str]) -> dict[str, Any]:
+    """The shipped parameter file with the channel weights and overrides applied."""
+    document = yaml.safe_load(find_data("config/reid.yaml").read_text(encoding="utf-8"))
+    raw: dict[str, Any] = next(iter(document.values()))["ros__parameters"]
+    learned, physics = CHANNELS[channel]
+    raw.setdefault("identity", {}).update(learned_weight=learned, physics_weight=physics)
+    for item in overrides:
+        key, _, value = item.partition("=")
+        *path, leaf = key.split(".")
+        node = raw
+        for part in path:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return raw
+
+
+def bag_layout(bag: Path) -> str:
+    """The wearable layout whose sites the bag's IMU topics use."""
+    sites = {topic.rsplit("/", 1)[-1] for topic in input_topics(bag) if topic.startswith("/imu/")}
+    for name in LAYOUTS:
+        if set(get_layout(name).sites) == sites:
+            return name
+    raise SystemExit(f"{bag}: IMU sites {sorted(sites)} match no layout")
+
+
+def replay(bag: Path, channel: str, overrides: list[str], out: Path) -> dict[str, Any]:
+    """Replay one bag with one channel setting; the identity headline numbers."""
+    config = ReidConfig.from_dict(parameters(channel, overrides))
+    model = shipped_model(bag_layout(bag))
+    result = BagReplayer(config=config, model_dir=model, backend="cpu").run(bag, out)
+    if result.identity is None:
+        raise SystemExit(f"{bag} has no /sim/ground_truth to score against")
+    summary = result.identity.summary()
+    return {
+        "accuracy": summary["identity_accuracy"],
+        "wrong_claims_per_frame": summary["wrong_claims_per_frame"],
+        "bystander_labelled_rate": summary["bystander_labelled_rate"],
+        "median_time_to_id_s": summary["time_to_identity_median_s"],
+        "missed_rate": summary["missed_rate"],
+        "realtime_factor": result.realtime_factor,
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="bench_fusion_") as tmp_name:
+        tmp = Path(tmp_name)
+        bags: list[tuple[str, Path]] = [(bag.name, bag) for bag in args.bags]
+        for people in args.people:
+            for k in range(args.scenes):
+                scene = SceneConfig(
+                    people=people,
+                    duration_s=args.duration,
+                    lidar=args.lidar,
+                    columns=args.columns,
+                    layout=args.layout,
+                    seed=EVAL_SEED + 10 * people + k,
+                )
+                bag = tmp / f"sim_{people}_{k}"
+                write_bag(scene, bag)
+                bags.append((f"sim {people} people seed {scene.seed}", bag))
+        for name, bag in bags:
+            row: dict[str, Any] = {"bag": name}
+            for channel in args.channels:
+                out = tmp / f"out_{len(rows)}_{channel}"
+                row[channel] = replay(bag, channel, args.set, out)
+                print(
+                    f"{name} {channel}: accuracy {row[channel]['accuracy']:.3f} "
+                    f"({time.perf_counter() - started:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            rows.append(row)
+    report = {"command": shlex.join(["python", *sys.argv]), "rows": rows}
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(f"\n`{report['command']}`\n")
+    print(
+        "| bag | channel | accuracy | wrong claims/frame | bystander frames labelled | "
+        "median t-to-ID [s] | missed |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        for channel in args.channels:
+            r = row[channel]
+            print(
+                f"| {row['bag']} | {channel} | {100 * r['accuracy']:.1f} % | "
+                f"{r['wrong_claims_per_frame']:.3f} | {100 * r['bystander_labelled_rate']:.1f} % | "
+                f"{r['median_time_to_id_s']:.1f} | {100 * r['missed_rate']:.1f} % |"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
