@@ -24,6 +24,7 @@ CANDIDATE_REFRESH_S = (
     1.0  # how often the list of background voxels to test for free space is rebuilt
 )
 FLOOR_WINDOW = 5  # ground cells: the floor of a cell is the lowest return in this window of cells
+FLOOR_TOLERANCE = 0.6  # metres from the median learned floor that a cell's floor may lie
 MAX_VOXELS = 50_000_000  # 50 M voxels = 600 MB of state: a region of interest this big is a typo
 
 
@@ -124,18 +125,26 @@ class GroundModel:
         self._fallback = None
 
     def _filled_floor(self) -> FloatArray:
-        """Learned floor: the lowest return within `FLOOR_WINDOW` cells, else the median floor.
+        """Learned floor: the lowest plausible return within `FLOOR_WINDOW` cells, else the median.
 
-        The lowest return of one cell is not always floor (the floor under a chair or table is
-        hidden, far cells between sparse rings see only furniture or walls); the floor around it
-        is, and a step or platform wider than the window keeps its own height.
+        The lowest return of one cell is not always floor: near the sensor the floor is below
+        the lowest beam and a cell sees only bodies or furniture, under a chair or table it is
+        hidden, far cells between sparse rings see only walls. A cell's value counts only within
+        `FLOOR_TOLERANCE` of the median learned floor (most cells in view see the floor); then
+        the lowest value in the window around a cell is its floor, so a step or platform wider
+        than the window keeps its own height and cells without one take the median.
         """
         known = np.isfinite(self._floor)
+        reference = np.median(self._floor[known])
+        plausible = known & (np.abs(self._floor - reference) <= FLOOR_TOLERANCE)
         lowest = ndimage.minimum_filter(
-            self._floor.reshape(self._grid.shape), size=FLOOR_WINDOW, mode="nearest"
+            np.where(plausible, self._floor, np.inf).reshape(self._grid.shape),
+            size=FLOOR_WINDOW,
+            mode="nearest",
         ).reshape(-1)
-        median = np.median(self._floor[known])
-        return np.where(np.isfinite(lowest), lowest, median).astype(np.float32)
+        median = np.median(self._floor[plausible])
+        floor: FloatArray = np.where(np.isfinite(lowest), lowest, median).astype(np.float32)
+        return floor
 
 
 @dataclass(frozen=True)

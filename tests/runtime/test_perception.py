@@ -288,6 +288,20 @@ def test_ground_cells_learn_a_stepped_floor():
     assert model.height(probe)[1] == pytest.approx(0.6)  # back to the configured plane
 
 
+def test_ground_cells_ignore_bodies_where_the_floor_is_out_of_view():
+    """Near the sensor the lowest beam misses the floor: a cell there that only saw a body's
+    legs during the warm-up must not take them for its floor."""
+    roi = params().roi
+    model = GroundModel(params=GroundParams(mode="cells", plane=(0, 0, 1, 1.5)), roi=roi)
+    rng = np.random.default_rng(1)
+    angle, radius = rng.uniform(0, 2 * np.pi, 4000), rng.uniform(3.0, 5.5, 4000)
+    floor = np.c_[radius * np.cos(angle), radius * np.sin(angle), np.full(4000, -1.8)]
+    legs = np.c_[rng.uniform(0.8, 1.2, (200, 2)), rng.uniform(-0.9, 0.2, 200)]  # no floor here
+    model.learn(np.vstack([floor, legs]).astype(np.float32))
+    probe = np.array([[1.0, 1.0, -1.0], [4.0, 0.0, -1.7]], np.float32)
+    np.testing.assert_allclose(model.height(probe), [0.8, 0.1], atol=1e-5)
+
+
 def test_clusterer_splits_touching_people_only_with_predictions():
     clusterer = Clusterer(params=ClusterParams(), roi=params().roi)
     a, b = body_points(2.0, 0.0, seed=1), body_points(2.0, 0.42, seed=2)
