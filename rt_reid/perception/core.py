@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from scipy.spatial import cKDTree
 
 from rt_reid.arrays import FloatArray
 from rt_reid.errors import MessageError, ReidError
@@ -320,22 +321,27 @@ class LidarPerception:
         """Mask of foreground points near a confirmed track that is a person.
 
         A track is a person once it has walked `protect_min_travel` or stands at least
-        `protect_min_top` tall; everything within `protect_radius` of it (also while it coasts
-        behind an occluder) never teaches the background, so a person standing still is never
-        absorbed, while a moved chair (low, never walking) is.
+        `protect_min_top` tall; its cluster's points and every other foreground point within
+        `protect_radius` of it (fragments, and the track's place while it coasts behind an
+        occluder) never teach the background, so a person standing still is never absorbed,
+        while a moved chair (low, never walking) is.
         """
         p = self.params.background
         mask = np.zeros(len(foreground), dtype=bool)
-        centres = [
-            t.state[:2]
+        people = [
+            t
             for t in self.tracker.tracks
             if t.confirmed and (t.travel >= p.protect_min_travel or t.top >= p.protect_min_top)
         ]
-        if not centres or not len(foreground):
+        for track in people:
+            if track.detection is not None:
+                mask[track.detection.index] = True
+        rest = np.flatnonzero(~mask)
+        if not people or not len(rest):
             return mask
-        xy = foreground[:, :2].astype(np.float64)
-        for centre in centres:
-            mask |= np.hypot(xy[:, 0] - centre[0], xy[:, 1] - centre[1]) <= p.protect_radius
+        tree = cKDTree(np.array([t.state[:2] for t in people]))
+        distance, _ = tree.query(foreground[rest, :2], distance_upper_bound=p.protect_radius)
+        mask[rest[np.isfinite(distance)]] = True  # inf: no person within the radius
         return mask
 
 
