@@ -31,7 +31,8 @@ from rt_reid.replay import BagReplayer, input_topics
 from rt_reid.sim import SceneConfig, write_bag
 
 EVAL_SEED = 5000
-CHANNELS = {"learned": (1.0, 0.0), "physics": (0.0, 1.0), "fused": (1.0, 1.0)}
+CHANNELS = ("learned", "physics", "fused")
+OFF = {"learned": "physics_weight", "physics": "learned_weight"}  # the weight each one zeroes
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,7 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lidar", default="os1-64")
     parser.add_argument("--columns", type=int, default=1024)
     parser.add_argument("--layout", default="lipd4")
-    parser.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=list(CHANNELS))
+    parser.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=CHANNELS)
     parser.add_argument("--bags", type=Path, nargs="*", default=[], help="extra bags to replay")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="e.g. identity.x=1"
@@ -52,11 +53,12 @@ def parse_args() -> argparse.Namespace:
 
 
 def parameters(channel: str, overrides: list[str]) -> dict[str, Any]:
-    """The shipped parameter file with the channel weights and overrides applied."""
+    """The shipped parameter file with the overrides applied, then the other channel switched off.
+
+    "fused" keeps the channel weights of the file (or of the overrides).
+    """
     document = yaml.safe_load(find_data("config/reid.yaml").read_text(encoding="utf-8"))
     raw: dict[str, Any] = next(iter(document.values()))["ros__parameters"]
-    learned, physics = CHANNELS[channel]
-    raw.setdefault("identity", {}).update(learned_weight=learned, physics_weight=physics)
     for item in overrides:
         key, _, value = item.partition("=")
         *path, leaf = key.split(".")
@@ -64,6 +66,8 @@ def parameters(channel: str, overrides: list[str]) -> dict[str, Any]:
         for part in path:
             node = node.setdefault(part, {})
         node[leaf] = yaml.safe_load(value)
+    if channel in OFF:
+        raw.setdefault("identity", {})[OFF[channel]] = 0.0
     return raw
 
 

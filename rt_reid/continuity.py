@@ -4,8 +4,9 @@ Evidence belongs to the person, not to a track id. When the tracker loses a pers
 occlusion, a merge, a sparse stretch) it often starts a new track when the person reappears,
 while the old one is still coasting or after it has ended. Once the old track ends, its state
 is handed to a young track that was born after the old one was last observed, close enough to
-have walked there in time (0.5 m + speed x gap). Each ended track is continued at most once, by
-the nearest such young track, and each young track continues at most one ended track.
+have walked there in time (0.5 m + speed x gap), but only when that pairing is unambiguous: no
+other young track could continue the ended one and no other ended track could have become the
+young one. In a crowd a wrong hand-over would carry a wrong identity; no hand-over costs only time.
 """
 
 from __future__ import annotations
@@ -80,8 +81,13 @@ class TrackContinuity(Generic[State]):
         return self._pair()
 
     def _pair(self) -> dict[int, State]:
-        """Greedy nearest pairs of (ended, young) that a walking person could connect."""
-        candidates: list[tuple[float, int, int]] = []
+        """Pairs of (ended, young) that a walking person could connect, and nobody else could.
+
+        A pair is ambiguous, and skipped, when the ended track could also have become another
+        young track or the young track could also continue another ended one (a crowd).
+        """
+        reach: dict[int, set[int]] = {old_id: set() for old_id in self._ended}
+        reached_by: dict[int, set[int]] = {new_id: set() for new_id in self._young}
         for old_id, (last, _) in self._ended.items():
             for new_id, first in self._young.items():
                 gap = first.stamp_s - last.stamp_s
@@ -89,11 +95,14 @@ class TrackContinuity(Generic[State]):
                 if 0.0 < gap <= self.max_gap_s and distance <= (
                     BASE_DISTANCE_M + self.speed_mps * gap
                 ):
-                    candidates.append((distance, old_id, new_id))
+                    reach[old_id].add(new_id)
+                    reached_by[new_id].add(old_id)
         continued: dict[int, State] = {}
-        for _, old_id, new_id in sorted(candidates):
-            if old_id in self._ended and new_id in self._young:
-                continued[new_id] = self._ended.pop(old_id)[1]
-                del self._young[new_id]
-                self.continued += 1
+        for old_id, young in reach.items():
+            if len(young) == 1:
+                (new_id,) = young
+                if reached_by[new_id] == {old_id}:
+                    continued[new_id] = self._ended.pop(old_id)[1]
+                    del self._young[new_id]
+                    self.continued += 1
         return continued

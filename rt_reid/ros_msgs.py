@@ -1,6 +1,6 @@
 """ROS message conversion without rclpy: message classes come from a `MessageTypes` namespace.
 
-The ROS node builds it with ``MessageTypes.from_lookup(rosidl_runtime_py.utilities.get_message)``,
+The ROS node builds it with ``MessageTypes.from_lookup(rt_reid_nodes.messages.lookup)``,
 tests and bag tools with ``MessageTypes.from_lookup(rt_reid.bag.msg_class)``. Every message is
 built with all of its fields passed explicitly (rosbags classes have no defaults; rclpy accepts
 the same keyword arguments).

@@ -194,6 +194,10 @@ def test_continuity_pairs_a_young_track_with_the_one_that_ended_nearby() -> None
         2: "state 1"
     }
     assert continuity.continued == 1
+    # Two young tracks that could both continue an ended one: ambiguous, nobody continues it.
+    assert continuity.step(3.0, {2: there, 3: far + 1.0, 5: far}, str) == {}
+    crowd = {2: there, 3: far + 1.0, 8: far + 0.2, 9: far + 0.4}
+    assert continuity.step(3.2, crowd, lambda t: f"state {t}") == {}
     # A track that ended too long ago is forgotten.
     assert continuity.step(2.0, {2: there, 3: far + 1.0}, lambda t: f"state {t}") == {}
     assert continuity.step(9.0, {2: there, 3: far + 1.0, 7: far}, str) == {}
