@@ -77,6 +77,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=range(1000, 1004),
         help="scenes whose windows fit the HAR probes (training scenes)",
     )
+    parser.add_argument(
+        "--world",
+        choices=("default", "randomized"),
+        default="default",
+        help="held-out scenes with the default world, or drawn by rt_reid.sim.randomize "
+        "(then --people is drawn too)",
+    )
+    parser.add_argument(
+        "--windows",
+        choices=("truth", "perceived"),
+        default="truth",
+        help="point windows cut from each person's own returns, or by the runtime's perception",
+    )
+    parser.add_argument("--no-har", action="store_true", help="skip the HAR transfer probes")
     parser.add_argument("--people", type=int, default=DEFAULT_SCENE["people"])
     parser.add_argument("--duration-s", type=float, default=DEFAULT_SCENE["duration_s"])
     parser.add_argument("--n-scenes", type=int, default=1000)
@@ -234,12 +248,26 @@ def run(args: argparse.Namespace) -> int:
     check_held_out(args.seeds, training)
     if set(args.seeds) & set(args.har_train_seeds):
         raise ConfigError("held-out --seeds overlap --har-train-seeds")
-    scene = {"people": args.people, "duration_s": args.duration_s}
+    randomized = args.world == "randomized"
+    scene: dict[str, Any] = {"duration_s": args.duration_s}
+    if not randomized:
+        scene["people"] = args.people
     progress = not args.no_progress
     store = sim_store(
-        args.seeds, spec, scene_options=scene, cache_dir=args.cache_dir, progress=progress
+        args.seeds,
+        spec,
+        scene_options=scene,
+        cache_dir=args.cache_dir,
+        progress=progress,
+        randomize=randomized,
+        windows=args.windows,
     )
-    starts = store.window_starts(spec.window_frames, stride=args.stride)
+    if args.windows == "perceived":
+        from despite.train import validation_starts
+
+        starts = validation_starts(store, spec, args.stride)  # perceived, one per person and time
+    else:
+        starts = store.window_starts(spec.window_frames, stride=args.stride)
     data = embed_windows(embedder, store, starts, progress=progress)
     tracks = len(np.unique(data.track))
     LOG.info("embedded %d windows of %d held-out tracks", len(starts), tracks)
@@ -254,17 +282,24 @@ def run(args: argparse.Namespace) -> int:
     ordered = [(q, c) for q in modalities for c in modalities if q != c]
     cotemporal = {f"{q}->{c}": cotemporal_matching(data, query=q, candidate=c) for q, c in ordered}
     moments = {f"{q}->{c}": moment_retrieval(data, query=q, candidate=c) for q, c in ordered}
-    train_store = sim_store(
-        args.har_train_seeds, spec, scene_options=scene, cache_dir=args.cache_dir, progress=progress
-    )
-    har_train = embed_windows(
-        embedder,
-        train_store,
-        train_store.window_starts(spec.window_frames, stride=args.har_stride),
-        progress=progress,
-    )
-    har_test = _subsample(data, args.har_stride)
-    har = {m: har_transfer(har_train, har_test, m) for m in modalities}
+    har: dict[str, Any] = {}
+    if not args.no_har:
+        train_store = sim_store(
+            args.har_train_seeds,
+            spec,
+            scene_options=scene,
+            cache_dir=args.cache_dir,
+            progress=progress,
+            randomize=randomized,
+        )
+        har_train = embed_windows(
+            embedder,
+            train_store,
+            train_store.window_starts(spec.window_frames, stride=args.har_stride),
+            progress=progress,
+        )
+        har_test = _subsample(data, args.har_stride)
+        har = {m: har_transfer(har_train, har_test, m) for m in modalities}
     args.out.mkdir(parents=True, exist_ok=True)
     command = (
         "python -m rt_reid " + shlex.join(sys.argv[1:])
@@ -278,6 +313,8 @@ def run(args: argparse.Namespace) -> int:
         "held_out_seeds": [args.seeds.start, args.seeds.stop],
         "har_train_seeds": [args.har_train_seeds.start, args.har_train_seeds.stop],
         "scene": scene,
+        "world": args.world,
+        "point_windows": args.windows,
         "windows": len(starts),
         "tracks": tracks,
         "matching": [r.summary() for r in matching],
@@ -354,13 +391,14 @@ def report_lines(results: dict[str, Any], matching: list[MatchingResult]) -> lis
             + " | ".join(f"{100 * r[f'R@{k}']:.1f}" for k in RECALL_KS)
             + " |"
         )
-    lines += [
-        "",
-        "### HAR transfer (frozen embeddings; activity labels of the simulator)",
-        "",
-        "| encoder | 1-NN % | linear probe % | majority class % |",
-        "|---|---|---|---|",
-    ]
+    if results["har"]:
+        lines += [
+            "",
+            "### HAR transfer (frozen embeddings; activity labels of the simulator)",
+            "",
+            "| encoder | 1-NN % | linear probe % | majority class % |",
+            "|---|---|---|---|",
+        ]
     for modality, r in results["har"].items():
         lines.append(
             f"| {SHORT[modality]} | {100 * r['knn1']:.1f} | {100 * r['linear']:.1f} | "
