@@ -103,7 +103,8 @@ def summary_lines(result: ReplayResult) -> list[str]:
         t = result.tracker
         lines.append(
             f"tracker: MOTA {t['mota']:.3f}, IDF1 {t['idf1']:.3f}, recall {t['recall']:.3f}, "
-            f"precision {t['precision']:.3f}, track switches {int(t['num_switches'])}"
+            f"precision {t['precision']:.3f}, track switches {int(t['num_switches'])}, "
+            f"fragmentations {int(t['num_fragmentations'])}, no track {t['no_track_rate']:.2%}"
         )
     return lines
 
