@@ -29,8 +29,11 @@ from rt_reid.layouts import LAYOUTS, get_layout
 from rt_reid.paths import find_data, shipped_model
 from rt_reid.replay import BagReplayer, input_topics
 from rt_reid.sim import SceneConfig, write_bag
+from rt_reid.sim.randomize import randomized_config
 
 EVAL_SEED = 5000
+# Added to the scene seed for randomized worlds: apart from training (20000-20008, 25000-25002).
+RANDOMIZED_SEED = 30_000
 CHANNELS = ("learned", "physics", "fused")
 OFF = {"learned": "physics_weight", "physics": "learned_weight"}  # the weight each one zeroes
 
@@ -43,6 +46,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lidar", default="os1-64")
     parser.add_argument("--columns", type=int, default=1024)
     parser.add_argument("--layout", default="lipd4")
+    parser.add_argument(
+        "--randomized",
+        action="store_true",
+        help="draw each scene's world from rt_reid.sim.randomize (sensors, mounts, rooms, bodies, "
+        "motion styles, IMU errors) instead of the default world: a domain shift on our own data",
+    )
     parser.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=CHANNELS)
     parser.add_argument("--bags", type=Path, nargs="*", default=[], help="extra bags to replay")
     parser.add_argument(
@@ -107,17 +116,22 @@ def main() -> int:
         bags: list[tuple[str, Path]] = [(bag.name, bag) for bag in args.bags]
         for people in args.people:
             for k in range(args.scenes):
-                scene = SceneConfig(
-                    people=people,
-                    duration_s=args.duration,
-                    lidar=args.lidar,
-                    columns=args.columns,
-                    layout=args.layout,
-                    seed=EVAL_SEED + 10 * people + k,
-                )
+                seed = EVAL_SEED + 10 * people + k
+                scene = (
+                    randomized_config(
+                        RANDOMIZED_SEED + seed, people=people, duration_s=args.duration,
+                        layout=args.layout,
+                    )
+                    if args.randomized
+                    else SceneConfig(
+                        people=people, duration_s=args.duration, lidar=args.lidar,
+                        columns=args.columns, layout=args.layout, seed=seed,
+                    )
+                )  # fmt: skip
                 bag = tmp / f"sim_{people}_{k}"
                 write_bag(scene, bag)
-                bags.append((f"sim {people} people seed {scene.seed}", bag))
+                world = f"randomized {scene.lidar} x {scene.columns}" if args.randomized else "sim"
+                bags.append((f"{world} {people} people seed {scene.seed}", bag))
         for name, bag in bags:
             row: dict[str, Any] = {"bag": name}
             for channel in args.channels:

@@ -86,7 +86,8 @@ def run(args: argparse.Namespace) -> int:
     report = write_report(result, out_dir / "report")
     print()
     print(
-        f"rt-reid demo: {args.people} people ({scene.lidar}, {scene.columns} columns), "
+        f"rt-reid demo: {args.people} people ({args.people - scene.bystander_count} wear IMUs, "
+        f"{scene.bystander_count} bystanders), {scene.lidar} x {scene.columns}, "
         f"{args.duration:g} s, seed {args.seed}; simulated in {simulate_s:.1f} s"
     )
     print(f"model: {model}")
