@@ -3,8 +3,9 @@
     ros_harness.py play BAG OUT [--seconds S] [--loops N] [--clock] [--rate R]
         plays the bag's LiDAR and IMU topics like a driver (the bag's CDR bytes, best effort)
         once the node subscribes to them, and records the node's outputs into OUT (JSON)
-    ros_harness.py record OUT --topics T... --seconds S
-        records sensor_msgs/Imu topics (count, frame ids, stamps) for S seconds
+    ros_harness.py record OUT --topics T... --seconds S [--idle Q]
+        records sensor_msgs/Imu topics (count, frame ids, stamps) for S seconds at most, or
+        until Q seconds pass without a message once messages have arrived
     ros_harness.py inspect OUT
         the QoS of reid_node's topics and the descriptors of some of its parameters
 
@@ -197,9 +198,12 @@ def record(args: argparse.Namespace) -> dict[str, Any]:
     seen: dict[str, list[dict[str, Any]]] = {topic: [] for topic in args.topics}
     lock = threading.Lock()
 
+    last_message = [0.0]  # monotonic time of the newest message, 0 = none yet
+
     def on_imu(topic: str, msg: Imu) -> None:
         with lock:
             seen[topic].append({"frame_id": msg.header.frame_id, "stamp_ns": _stamp(msg.header)})
+            last_message[0] = time.monotonic()
 
     subscriptions = [
         node.create_subscription(Imu, topic, lambda m, t=topic: on_imu(t, m), RELIABLE)
@@ -208,7 +212,13 @@ def record(args: argparse.Namespace) -> dict[str, Any]:
     executor, thread = _spin(node)
     _wait(lambda: all(s.get_publisher_count() > 0 for s in subscriptions), "the bridge")
     print("harness: ready", flush=True)
-    time.sleep(args.seconds)
+    deadline = time.monotonic() + args.seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        with lock:
+            newest = last_message[0]
+        if args.idle and newest and time.monotonic() - newest > args.idle:
+            break  # the stream has ended: nothing more is coming
     with lock:
         topics = sorted(name for name, _ in node.get_topic_names_and_types())
         result = {"topics": seen, "published_topics": topics}
@@ -279,6 +289,7 @@ def main() -> None:
     r.add_argument("out", type=Path)
     r.add_argument("--topics", nargs="+", required=True)
     r.add_argument("--seconds", type=float, required=True)
+    r.add_argument("--idle", type=float, default=0.0, help="stop after this long without data")
     i = commands.add_parser("inspect")
     i.add_argument("out", type=Path)
     i.add_argument("--parameters", nargs="+", required=True)
