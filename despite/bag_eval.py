@@ -136,6 +136,7 @@ def evaluate_bag(
     data = config.to_dict()
     data["inference"]["encoding_stride"] = 1  # every confirmed track every frame
     data["inference"]["max_windows_per_frame"] = 0
+    data["identity"]["learned_weight"] = 1.0  # the encoders are what is judged: always run them
     full = ReidConfig.from_dict(data)
     replayer = BagReplayer(config=full, model_dir=model_dir, gate_m=gate_m)
     with tempfile.TemporaryDirectory(prefix="rt_reid_eval_") as tmp:

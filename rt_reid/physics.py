@@ -41,6 +41,7 @@ from rt_reid.errors import ReidError
 MAX_RHO2 = 0.98  # a correlation this high is as good as perfect; keeps -log(1 - rho^2) finite
 ENERGY_FLOOR = 1e-6  # (m/s^2)^2: below this a series carries no information
 ACTIVITY_FRAMES = 3  # frame-to-frame changes averaged into one activity sample
+UNEVEN_FRACTION = 0.2  # frame spacing off by more than this share: filters follow the stamps
 TRACK_ACTIVITY_FLOOR = 1e-3  # m^2/s: shape change below this is scan noise
 IMU_ACTIVITY_FLOOR = 0.05  # rad/s: rotation slower than this is sensor noise
 
@@ -96,6 +97,30 @@ def acceleration_kernels(frames: int, frame_period: float) -> tuple[F64Array, F6
         displacement = np.concatenate([[0.0], np.cumsum(velocity)[:-1] * frame_period])
         acceleration[k] = float(position @ displacement)
     return np.asarray(position, np.float64), acceleration
+
+
+def uneven_kernels(stamps: F64Array) -> tuple[F64Array, F64Array]:
+    """`acceleration_kernels` for frames at arbitrary (increasing) stamps, e.g. with drops.
+
+    Position kernel: the second derivative of the least-squares quadratic through the frames.
+    Acceleration kernel: the same applied to the accelerations integrated twice (trapezoids).
+    """
+    times = stamps - stamps[len(stamps) // 2]
+    design = np.stack([np.ones_like(times), times, times**2], axis=1)
+    position = 2.0 * np.linalg.pinv(design)[2]
+    steps = np.diff(times)
+    frames = len(times)
+    # velocity and displacement at each frame as linear maps of the accelerations
+    velocity = np.zeros((frames, frames))
+    for k in range(1, frames):
+        velocity[k] = velocity[k - 1]
+        velocity[k, k - 1] += 0.5 * steps[k - 1]
+        velocity[k, k] += 0.5 * steps[k - 1]
+    displacement = np.zeros((frames, frames))
+    for k in range(1, frames):
+        displacement[k] = displacement[k - 1] + 0.5 * steps[k - 1] * (velocity[k - 1] + velocity[k])
+    acceleration: F64Array = position @ displacement
+    return position, acceleration
 
 
 @dataclass(frozen=True)
@@ -179,11 +204,15 @@ class MotionEvidence:
         frames: Sequence[int],
         stamp_s: float,
         imu: Mapping[str, tuple[F64Array, F64Array]],
+        *,
+        frame_stamps: F64Array | None = None,
     ) -> None:
         """Add this frame's samples for the consecutive `frames` to every pair.
 
         Tracks observed on the frames a sample needs contribute; identities missing from `imu`
         (silent or incomplete) contribute nothing this frame. Forgetting runs on `stamp_s`.
+        `frame_stamps` (seconds, one per frame) make the filters follow frames that were
+        dropped or came late; without them the frames are `frame_period` apart.
         """
         dt = 0.0 if self._last_stamp is None else max(0.0, stamp_s - self._last_stamp)
         self._last_stamp = stamp_s
@@ -195,11 +224,19 @@ class MotionEvidence:
         columns = [self._column[name] for name in imu]
         orientation = np.stack([imu[name][0] for name in imu])  # (I', F, S, 4)
         acceleration = np.stack([imu[name][1] for name in imu])  # (I', F, S, 3)
+        kernels, period = self._kernels, self._frame_period
+        if frame_stamps is not None:
+            steps = np.diff(np.asarray(frame_stamps, np.float64))
+            period = float(steps[-ACTIVITY_FRAMES:].mean())
+            if np.abs(steps - self._frame_period).max() > UNEVEN_FRACTION * self._frame_period:
+                kernels = [
+                    uneven_kernels(np.asarray(frame_stamps, np.float64)[-len(k_pos) :])
+                    for k_pos, _ in self._kernels
+                ]
         imu_bands = [
-            np.einsum("f,ifsc->isc", k_acc, acceleration[:, -len(k_acc) :])
-            for _, k_acc in self._kernels
+            np.einsum("f,ifsc->isc", k_acc, acceleration[:, -len(k_acc) :]) for _, k_acc in kernels
         ]
-        imu_activity = np.log(_rotation_speed(orientation, self._frame_period) + IMU_ACTIVITY_FLOOR)
+        imu_activity = np.log(_rotation_speed(orientation, period) + IMU_ACTIVITY_FLOOR)
         index = {f: k for k, f in enumerate(frames)}
         for track_id, ring in self._history.items():
             shapes: list[_Shape | None] = [None] * len(frames)
@@ -213,7 +250,7 @@ class MotionEvidence:
                 else known
             )
             added = False
-            for band, (k_pos, _) in enumerate(self._kernels):
+            for band, (k_pos, _) in enumerate(kernels):
                 recent = shapes[-len(k_pos) :]
                 if all(s is not None for s in recent):
                     centroids = np.stack([s.centroid for s in recent if s is not None])
@@ -223,7 +260,7 @@ class MotionEvidence:
             if all(s is not None for s in recent):
                 covariances = np.stack([s.covariance for s in recent if s is not None])
                 change = np.linalg.norm(np.diff(covariances, axis=0), axis=1).mean()
-                track_activity = np.log(change / self._frame_period + TRACK_ACTIVITY_FLOOR)
+                track_activity = np.log(change / period + TRACK_ACTIVITY_FLOOR)
                 stats.add_activity(columns, float(track_activity), imu_activity)
                 added = True
             if added:

@@ -400,6 +400,7 @@ class ReidPipeline:
                 range(last - span + 1, last + 1),
                 stamp_s,
                 {name: m for name, m in motion.items() if not isinstance(m, str)},
+                frame_stamps=stamps,
             )
         ids = [t.track_id for t in tracks]
         return dict(zip(ids, self.physics.llr(ids), strict=True))

@@ -15,6 +15,7 @@ from rt_reid.physics import (
     feature_names,
     fit_physics_llr,
     physics_llr,
+    uneven_kernels,
 )
 
 RATE = 10.0
@@ -118,6 +119,18 @@ def test_kernels_recover_a_quadratic_and_agree() -> None:
     assert acceleration_kernel @ np.full(9, 3.0) == pytest.approx(3.0)
     with pytest.raises(ReidError, match="odd"):
         acceleration_kernels(8, PERIOD)
+
+
+def test_uneven_kernels_match_the_even_ones_and_follow_drops() -> None:
+    even = np.arange(9) * PERIOD
+    position, acceleration = uneven_kernels(even)
+    reference_position, _ = acceleration_kernels(9, PERIOD)
+    np.testing.assert_allclose(position, reference_position, atol=1e-9)
+    assert acceleration @ np.full(9, 3.0) == pytest.approx(3.0)
+    dropped = np.array([0.0, 0.1, 0.3, 0.4, 0.5, 0.8, 0.9, 1.0, 1.2])  # frames lost in between
+    position, acceleration = uneven_kernels(dropped)
+    assert position @ (0.5 * 2.0 * dropped**2 - dropped + 4.0) == pytest.approx(2.0)
+    assert acceleration @ np.full(9, 2.0) == pytest.approx(2.0)
 
 
 def test_true_pair_beats_false_pair() -> None:

@@ -127,9 +127,18 @@ def make_config(model_dir: Path, **identity_overrides) -> ReidConfig:
     params["model_dir"] = str(model_dir)
     params["identities"] = {"names": ["alice", "bob", "carol"], "layout": "lipd4"}
     params["imu"]["clock_offsets_s"] = {"bob": dict.fromkeys(SITES, 0.03)}
-    # The oracle's cosines are not the shipped model's: pin the evidence threshold and confidence
-    # calibration these tests were written for (the shipped values are fitted to the real model).
-    oracle_tuning = {"llr_threshold": 0.3, "calibration_slope": 0.6, "calibration_intercept": -1.0}
+    # The oracle's cosines are not the shipped model's: pin the evidence threshold, gates and
+    # confidence calibration these tests were written for, with the learned channel alone (the
+    # physics channel has its own tests in test_physics.py).
+    oracle_tuning = {
+        "llr_threshold": 0.3,
+        "calibration_slope": 0.6,
+        "calibration_intercept": -1.0,
+        "learned_weight": 1.0,
+        "physics_weight": 0.0,
+        "assign_evidence": 6.0,
+        "keep_evidence": 3.0,
+    }
     params["identity"].update({**oracle_tuning, **identity_overrides})
     params["perception"] = {
         "roi": {
