@@ -122,7 +122,7 @@ def test_kernels_recover_a_quadratic_and_agree() -> None:
 
 
 def test_uneven_kernels_match_the_even_ones_and_follow_drops() -> None:
-    even = np.arange(9) * PERIOD
+    even = np.arange(9, dtype=np.float64) * PERIOD
     position, acceleration = uneven_kernels(even)
     reference_position, _ = acceleration_kernels(9, PERIOD)
     np.testing.assert_allclose(position, reference_position, atol=1e-9)
