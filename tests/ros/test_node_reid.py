@@ -105,10 +105,9 @@ def test_namespace_has_only_loopback(netns: NetNs) -> None:
 
 
 @pytest.mark.xfail(
-    reason="open defect: since the identity, perception and bad-input changes of this release the "
-    "live node names nobody in this scene (its diagnostics show about half of each device's IMU "
-    "samples accepted), while an offline replay of the same bag names all three wearers; "
-    "not yet traced",
+    reason="load-sensitive: passed 3 of 3 runs at normal load, but named nobody in 4 runs while "
+    "other CPU-heavy jobs ran on the 2 cores (the node's diagnostics then showed about half of "
+    "each device's IMU samples accepted and every other LiDAR frame processed); not traced yet",
     strict=False,
 )
 def test_node_names_every_wearer_of_a_simulated_scene(netns: NetNs, tmp_path: Path) -> None:
