@@ -1,11 +1,33 @@
-"""Synthetic multi-person LiDAR + IMU world: bodies, motions, ray-cast LiDAR, IMUs, bags."""
+"""Synthetic multi-person LiDAR + IMU world: bodies, motions, ray-cast LiDAR, IMUs, bags.
 
-from rt_reid.sim.bagio import BagSummary, write_bag
-from rt_reid.sim.config import SceneConfig
-from rt_reid.sim.imu import ImuStream
-from rt_reid.sim.lidar import SimulationError
-from rt_reid.sim.motion import ACTIVITIES
-from rt_reid.sim.scene import SimPerson, SimScene, simulate_scene
+Names are imported on first use (PEP 562), so `rt-reid simulate --help` and modules that only
+need `SceneConfig` do not load open3d and the ray caster.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rt_reid.sim.bagio import BagSummary, write_bag
+    from rt_reid.sim.config import SceneConfig
+    from rt_reid.sim.imu import ImuStream
+    from rt_reid.sim.lidar import SimulationError
+    from rt_reid.sim.motion import ACTIVITIES
+    from rt_reid.sim.scene import SimPerson, SimScene, simulate_scene
+
+_SOURCES = {
+    "ACTIVITIES": "rt_reid.sim.motion",
+    "BagSummary": "rt_reid.sim.bagio",
+    "ImuStream": "rt_reid.sim.imu",
+    "SceneConfig": "rt_reid.sim.config",
+    "SimPerson": "rt_reid.sim.scene",
+    "SimScene": "rt_reid.sim.scene",
+    "SimulationError": "rt_reid.sim.lidar",
+    "simulate_scene": "rt_reid.sim.scene",
+    "write_bag": "rt_reid.sim.bagio",
+}
 
 __all__ = [
     "ACTIVITIES",
@@ -18,3 +40,11 @@ __all__ = [
     "simulate_scene",
     "write_bag",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an exported name from its module on first use."""
+    source = _SOURCES.get(name)
+    if source is None:
+        raise AttributeError(f"module 'rt_reid.sim' has no attribute {name!r}")
+    return getattr(importlib.import_module(source), name)

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from rt_reid.layouts import LAYOUTS
-from rt_reid.sim.bagio import write_bag
 from rt_reid.sim.config import BEHAVIOURS, CLOUD_LAYOUTS, LIDAR_PRESETS, SceneConfig
 
 
@@ -55,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         behaviour=args.behaviour,
     )
     started = time.perf_counter()
+    from rt_reid.sim.bagio import write_bag  # open3d and the ray caster: only when simulating
+
     summary = write_bag(cfg, args.out, storage=args.storage, progress=not args.no_progress)
     elapsed = time.perf_counter() - started
     print(summary.format())

@@ -178,7 +178,7 @@ HEAVY = ("torch", "onnxruntime", "open3d", "rosbags", "scipy", "matplotlib")
 
 
 # Options of these commands are built from torch or simulator modules they do not own yet.
-HEAVY_HELP = {"evaluate", "export", "simulate"}
+HEAVY_HELP = {"evaluate", "export"}
 HELP_CASES = [
     pytest.param(
         c,
