@@ -40,6 +40,7 @@ from rt_reid.errors import ReidError
 
 MAX_RHO2 = 0.98  # a correlation this high is as good as perfect; keeps -log(1 - rho^2) finite
 ENERGY_FLOOR = 1e-6  # (m/s^2)^2: below this a series carries no information
+HISTORY_SLACK = 4  # frames of track history beyond the window (IMU windows end lag frames back)
 ACTIVITY_FRAMES = 3  # frame-to-frame changes averaged into one activity sample
 UNEVEN_FRACTION = 0.2  # frame spacing off by more than this share: filters follow the stamps
 TRACK_ACTIVITY_FLOOR = 1e-3  # m^2/s: shape change below this is scan noise
@@ -132,6 +133,7 @@ class _Shape:
 
     @classmethod
     def of(cls, points: F64Array) -> _Shape:
+        """Centroid and covariance of one cluster (N, 3)."""
         centred = points - points.mean(axis=0)
         cov = centred.T @ centred / len(points)
         upper = np.array([cov[0, 0], cov[1, 1], cov[2, 2], cov[0, 1], cov[0, 2], cov[1, 2]])
@@ -278,9 +280,6 @@ class MotionEvidence:
     def llr(self, track_ids: Sequence[int]) -> F64Array:
         """Log-likelihood ratio (tracks, identities) from the fitted weights, clipped."""
         return physics_llr(self.features(track_ids), self.params)
-
-
-HISTORY_SLACK = 4  # frames of track history beyond the window (IMU windows end lag frames back)
 
 
 def _rotation_speed(orientation: F64Array, frame_period: float) -> F64Array:
