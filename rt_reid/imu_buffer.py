@@ -14,7 +14,6 @@ import threading
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import cast
 
 import numpy as np
 
@@ -264,15 +263,12 @@ class ImuStore:
         Samples must cover half a frame period beyond both ends (the acceleration box average)
         without gaps.
         """
-        out: dict[str, FloatArray | str] = {}
         motion = self.motion_many(identities, frame_stamps, frame_period=frame_period)
-        complete = [name for name in identities if not isinstance(motion[name], str)]
-        for name in identities:
-            if isinstance(motion[name], str):
-                out[name] = cast(str, motion[name])
+        out: dict[str, FloatArray | str] = {n: m for n, m in motion.items() if isinstance(m, str)}
+        complete = {n: m for n, m in motion.items() if not isinstance(m, str)}
         if complete:
-            orientation = np.array([cast(ResampledMotion, motion[n])[0] for n in complete])
-            acceleration = np.array([cast(ResampledMotion, motion[n])[1] for n in complete])
+            orientation = np.array([m[0] for m in complete.values()])  # (I, T, S, 4)
+            acceleration = np.array([m[1] for m in complete.values()])  # (I, T, S, 3)
             features = imu_features(orientation, acceleration, acc_unit=acc_unit)
             out.update(zip(complete, features, strict=True))
         return out

@@ -147,8 +147,9 @@ class MotionEvidence:
     observed); `update(frames, stamp_s, imu)` adds one sample per band and one activity sample
     per (track, identity, site) for the consecutive frames `frames` (the last `self.frames`
     frames up to the newest one the IMU covers), where `imu` maps identity -> (orientation
-    (F, S, 4) xyzw, world acceleration (F, S, 3)) on those frames. `llr(track_ids)` is the
-    evidence matrix (tracks x identities), 0 where nothing was observed.
+    (F, S, 4) xyzw, world acceleration (F, S, 3)) on those frames. `features(track_ids)` are
+    the test statistics (tracks x identities x features), 0 where nothing was observed;
+    `physics_llr` turns them into the evidence matrix.
     """
 
     def __init__(
@@ -276,10 +277,6 @@ class MotionEvidence:
             if stats is not None:
                 out[row] = stats.features()
         return out
-
-    def llr(self, track_ids: Sequence[int]) -> F64Array:
-        """Log-likelihood ratio (tracks, identities) from the fitted weights, clipped."""
-        return physics_llr(self.features(track_ids), self.params)
 
 
 def _rotation_speed(orientation: F64Array, frame_period: float) -> F64Array:

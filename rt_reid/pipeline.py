@@ -31,7 +31,7 @@ from rt_reid.identity import Assignment, IdentityAssigner, TrackEvidence
 from rt_reid.imu_buffer import DeviceStats, ImuStore
 from rt_reid.inference import Backend, EncoderSet
 from rt_reid.perception import LidarPerception, PerceptionResult, TrackObservation
-from rt_reid.physics import MotionEvidence, PairStats
+from rt_reid.physics import MotionEvidence, PairStats, physics_llr
 from rt_reid.windows import TrackWindows
 
 LOG = logging.getLogger(__name__)
@@ -148,10 +148,9 @@ class ReidPipeline:
             clock_offsets_s=config.imu.clock_offsets_s,
         )
         self.assigner = IdentityAssigner(identities=config.identities, params=config.identity)
-        sites = {len(layout.sites) for layout in config.layouts.values()}
         self.physics = MotionEvidence(
             identities=config.identities,
-            sites=sites.pop() if sites else 1,
+            sites=len(next(iter(config.layouts.values())).sites),  # one layout (checked above)
             params=config.physics,
             frame_period=self.frame_period,
         )
@@ -291,7 +290,18 @@ class ReidPipeline:
         timings["inference"] = toc - tic
 
         self._continue_broken_tracks(stamp_s, tracks)
-        physics = self._physics_step(stamp_s, frame, tracks, active)
+        features = self._physics_step(stamp_s, frame, tracks, active)
+        physics = (
+            None
+            if features is None
+            else dict(
+                zip(
+                    [t.track_id for t in tracks],
+                    physics_llr(features, self.config.physics),
+                    strict=True,
+                )
+            )
+        )
         tic = time.perf_counter()
         timings["physics"] = tic - toc
 
@@ -308,7 +318,9 @@ class ReidPipeline:
             active=active,
             physics=physics,
         )
-        result = self._frame_result(stamp_s, tracks, assignments, due, similarity, timings)
+        result = self._frame_result(
+            stamp_s, tracks, assignments, due, similarity, features, timings
+        )
         timings["identity"] = time.perf_counter() - tic
         return dataclasses.replace(result, perception_timings=dict(perceived.timings))
 
@@ -363,8 +375,8 @@ class ReidPipeline:
         }
 
         def handover(track_id: int) -> Handover | None:
-            state = (self.assigner.handover(track_id), self.physics.statistics(track_id))
-            return None if state == (None, None) else state
+            evidence, stats = self.assigner.handover(track_id), self.physics.statistics(track_id)
+            return None if evidence is None and stats is None else (evidence, stats)
 
         for track_id, (evidence, stats) in self.continuity.step(
             stamp_s, observed, handover
@@ -381,8 +393,11 @@ class ReidPipeline:
         frame: int,
         tracks: Sequence[TrackObservation],
         active: npt.NDArray[np.bool_],
-    ) -> dict[int, F64Array] | None:
-        """Track centroids and IMU accelerations into the physics channel; its evidence rows."""
+    ) -> F64Array | None:
+        """Track clusters and IMU motion into the physics channel; its statistics per track.
+
+        Rows follow `tracks`; None when the channel is switched off.
+        """
         if not self._physical:
             return None
         self.physics.observe(
@@ -402,8 +417,7 @@ class ReidPipeline:
                 {name: m for name, m in motion.items() if not isinstance(m, str)},
                 frame_stamps=stamps,
             )
-        ids = [t.track_id for t in tracks]
-        return dict(zip(ids, self.physics.llr(ids), strict=True))
+        return self.physics.features([t.track_id for t in tracks])
 
     def _frame_result(  # noqa: PLR0917 - private, one call site
         self,
@@ -412,9 +426,13 @@ class ReidPipeline:
         assignments: Sequence[Assignment],
         due: Sequence[int],
         similarity: F64Array,
+        features: F64Array | None,
         timings: dict[str, float],
     ) -> FrameResult:
-        """The published tracks (confirmed ones) with identities, similarities and evidence."""
+        """The published tracks (confirmed ones) with identities, similarities and evidence.
+
+        `features`: the physics statistics per entry of `tracks` (None: channel off, zeros).
+        """
         by_id = {a.track_id: a for a in assignments}
         out = [t for t in tracks if t.confirmed]
         identity_tracks = [
@@ -441,7 +459,11 @@ class ReidPipeline:
             similarity=frame_similarity,
             evidence=self.assigner.evidence([t.track_id for t in out]),
             identities=self.identities,
-            physics=self.physics.features([t.track_id for t in out]),
+            physics=(
+                np.zeros((len(out), len(self.identities), len(self.physics.feature_names)))
+                if features is None
+                else features[[t.confirmed for t in tracks]]
+            ),
         )
 
     def _warnings(self) -> tuple[str, ...]:

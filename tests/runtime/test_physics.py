@@ -140,7 +140,7 @@ def test_true_pair_beats_false_pair() -> None:
     features = evidence.features([1, 2])[..., HORIZONTAL_SLOW]
     assert features[0, 0] > 10 * max(features[0, 1], 1.0)
     assert features[1, 1] > 10 * max(features[1, 0], 1.0)
-    llr = evidence.llr([1, 2])
+    llr = physics_llr(evidence.features([1, 2]), PARAMS)
     assert llr[0, 0] > llr[0, 1] + 2.0
     assert llr[1, 1] > llr[1, 0] + 2.0
 
