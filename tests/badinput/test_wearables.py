@@ -4,9 +4,8 @@ there. Real CurveZMQ sockets on 127.0.0.1, every wait bounded."""
 from __future__ import annotations
 
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ from rt_reid.layouts import get_layout
 from rt_reid.replay import bag_identities
 from rt_reid.wearables import ImuPacket, KeyStore, WearableClient, WearableIngest, encode_packet
 from rt_reid.wearables.packet import MAX_PACKET_BYTES
+from tests.wearable_sink import Collector, wait_for
 
 UNIT_Q = np.array([[0.0, 0.0, 0.0, 1.0]], dtype=np.float32)
 ZERO = np.zeros((1, 3), dtype=np.float32)
@@ -27,18 +27,6 @@ def keys(tmp_path: Path) -> KeyStore:
     store = KeyStore(tmp_path / "keys")
     store.create("alice", ("left_wrist",))
     return store
-
-
-class Collector:
-    """Thread-safe sink recording accepted packets."""
-
-    def __init__(self) -> None:
-        self.packets: list[ImuPacket] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, packet: ImuPacket) -> None:
-        with self._lock:
-            self.packets.append(packet)
 
 
 @pytest.fixture
@@ -52,15 +40,6 @@ def ingest(keys: KeyStore) -> Iterator[tuple[WearableIngest, Collector]]:
         stream_timeout_s=5.0,
     ) as server:
         yield server, collector
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def port(server: WearableIngest) -> int:

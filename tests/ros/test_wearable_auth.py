@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from rt_reid.wearables import (
     pipeline_sink,
 )
 from rt_reid.wearables.guard import PacketRejectedError
+from tests.wearable_sink import Collector, wait_for
 
 WATCH = ("left_wrist",)
 UNIT_Q = np.array([[0.0, 0.0, 0.0, 1.0]], dtype=np.float32)
@@ -37,18 +37,6 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
     return store
 
 
-class Collector:
-    """Thread-safe sink that records accepted packets."""
-
-    def __init__(self) -> None:
-        self.packets: list[ImuPacket] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, packet: ImuPacket) -> None:
-        with self._lock:
-            self.packets.append(packet)
-
-
 @pytest.fixture
 def ingest(keys: KeyStore) -> Iterator[tuple[WearableIngest, Collector]]:
     collector = Collector()
@@ -60,16 +48,6 @@ def ingest(keys: KeyStore) -> Iterator[tuple[WearableIngest, Collector]]:
         stream_timeout_s=5.0,
     ) as server:
         yield server, collector
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 5.0) -> bool:
-    """Poll `condition` until true or `timeout_s` elapses (bounded)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def client(server: WearableIngest, keys: KeyStore, key_owner: str, identity: str) -> WearableClient:
