@@ -24,45 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from rt_reid.mot import MotFrame, TrackingMetrics, tracking_metrics
 from rt_reid.perception import LidarPerception, PerceptionParams
 from rt_reid.pointcloud import pointcloud2_to_xyz
 from rt_reid.sim import SceneConfig, simulate_scene
 from rt_reid.sim.bagio import pointcloud_message
+from rt_reid.sim.scene import room_perception_params
 
 STAGES = ("background", "cluster", "track")
 PELVIS = 0
 MOT_MAX_DISTANCE = 0.5  # metres, ground plane, track centroid to pelvis (1.0 is also printed:
 # a seated person's visible points (thighs, knees) lie up to ~0.5 m in front of the pelvis)
-
-
-def scene_params(scene, cfg: SceneConfig, config_path: Path) -> PerceptionParams:
-    """Shipped perception parameters with ROI and floor plane fitted to the simulated room."""
-    data = yaml.safe_load(config_path.read_text("utf-8"))
-    section = data["reid_node"]["ros__parameters"]["perception"]
-    room, height = cfg.room_size, cfg.room_height
-    world_to_lidar = np.linalg.inv(scene.lidar_pose)
-    corners = np.array(
-        [
-            [sx * room[0] / 2, sy * room[1] / 2, z, 1.0]
-            for sx in (-1, 1)
-            for sy in (-1, 1)
-            for z in (0.0, height)
-        ]
-    )
-    local = (world_to_lidar @ corners.T).T[:, :3]
-    low, high = local.min(axis=0), local.max(axis=0)
-    section["roi"].update(
-        x_min=float(low[0]), x_max=float(high[0]), y_min=float(low[1]), y_max=float(high[1]),
-        z_min=float(low[2]) - 0.2, z_max=float(high[2]) + 0.2,
-    )  # fmt: skip
-    # Floor z = 0 in the room -> plane n.p + d = 0 in the LiDAR frame (normal up).
-    normal = scene.lidar_pose[:3, :3].T @ np.array([0.0, 0.0, 1.0])
-    d = float(scene.lidar_pose[:3, 3] @ np.array([0.0, 0.0, 1.0]))
-    section["ground"]["plane"] = [*map(float, normal), d]
-    return PerceptionParams.from_dict(section)
 
 
 def run_scene(scene, params: PerceptionParams, *, collect_mot: bool):
@@ -162,7 +135,7 @@ def tracking_scene(name: str, seed: int, config_path: Path) -> dict[str, float]:
     settings = {"duration_s": 20.0, **TRACKING_SCENES[name]}
     cfg = SceneConfig(seed=seed, **settings)
     scene = simulate_scene(cfg)
-    perception = LidarPerception(params=scene_params(scene, cfg, config_path))
+    perception = LidarPerception(params=room_perception_params(scene, config_path))
     truth, outputs = [], []
     for t, stamp in enumerate(scene.frame_stamps):
         result = perception.process(scene.frame_points(t), float(stamp))
@@ -244,7 +217,7 @@ def main() -> int:
             seed=args.seed,
         )  # fmt: skip
         scene = simulate_scene(cfg)
-        params = scene_params(scene, cfg, args.config)
+        params = room_perception_params(scene, args.config)
         timings, _, foreground = run_scene(scene, params, collect_mot=False)
         n_points = int(
             np.mean([len(scene.frame_points(t)) for t in range(0, len(scene.frame_stamps), 10)])
@@ -274,7 +247,9 @@ def main() -> int:
         columns=args.columns, seed=args.seed + 1,
     )  # fmt: skip
     scene = simulate_scene(cfg)
-    _, mot_frames, _ = run_scene(scene, scene_params(scene, cfg, args.config), collect_mot=True)
+    _, mot_frames, _ = run_scene(
+        scene, room_perception_params(scene, args.config), collect_mot=True
+    )
     for gate in (MOT_MAX_DISTANCE, 1.0):
         metrics = tracking_metrics(mot_frames, max_distance=gate)
         print(

@@ -13,47 +13,20 @@ cut from these frames equals the runtime's window of that track (tested).
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy.optimize import linear_sum_assignment
 
 from despite.windows import FrameStore, WindowSpec, person_frames
 from rt_reid.arrays import FloatArray
 from rt_reid.features import fill_missing_frames, sample_frame
 from rt_reid.perception import LidarPerception, PerceptionParams
+from rt_reid.sim.scene import room_perception_params
 
 GATE_M = 0.5  # track centroid to pelvis, horizontal
 MIN_POINTS = 8  # as config/reid.yaml windows.min_points: fewer points = not observed
 MIN_RUN_FRAMES = 12  # shorter associations cannot hold a half-observed 24-frame window anyway
-CONFIG = Path(__file__).resolve().parents[1] / "config" / "reid.yaml"
-
-
-def scene_perception_params(scene: Any, config_path: Path = CONFIG) -> PerceptionParams:
-    """The shipped perception parameters with ROI and floor plane set to the simulated room.
-
-    These are the site-dependent values an installer sets (config/reid.yaml says so); everything
-    else is the runtime's default.
-    """
-    data = yaml.safe_load(Path(config_path).read_text("utf-8"))
-    section = data["reid_node"]["ros__parameters"]["perception"]
-    cfg = scene.config
-    (sx, sy), height = cfg.room_size, cfg.room_height
-    world_to_lidar = np.linalg.inv(scene.lidar_pose)
-    corners = np.array(
-        [[a * sx / 2, b * sy / 2, z, 1.0] for a in (-1, 1) for b in (-1, 1) for z in (0.0, height)]
-    )
-    local = (world_to_lidar @ corners.T).T[:, :3]
-    low, high = local.min(axis=0), local.max(axis=0)
-    section["roi"].update(
-        x_min=float(low[0]), x_max=float(high[0]), y_min=float(low[1]), y_max=float(high[1]),
-        z_min=float(low[2]) - 0.2, z_max=float(high[2]) + 0.2,
-    )  # fmt: skip
-    normal = scene.lidar_pose[:3, :3].T @ np.array([0.0, 0.0, 1.0])  # floor, LiDAR frame
-    section["ground"]["plane"] = [*map(float, normal), float(scene.lidar_pose[2, 3])]
-    return PerceptionParams.from_dict(section)
 
 
 def perceive_scene(
@@ -106,7 +79,7 @@ def perceived_frames(
             truth[person.person_id] = store
     if not truth:
         return None, None
-    runs = perceive_scene(scene, params if params is not None else scene_perception_params(scene))
+    runs = perceive_scene(scene, params if params is not None else room_perception_params(scene))
     segments: list[FrameStore] = []
     for (_track, person), frames in sorted(runs.items()):
         if person not in truth:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import yaml
 from numpy.typing import NDArray
 from tqdm import tqdm
 
 from rt_reid.arrays import F64Array, FloatArray, I64Array
 from rt_reid.layouts import get_layout
+from rt_reid.paths import find_data
+from rt_reid.perception import PerceptionParams
 from rt_reid.sim.body import BodyMesh, J, body_mesh, random_shape
 from rt_reid.sim.config import SceneConfig
 from rt_reid.sim.imu import ImuStream, Mount, device_stream, ideal_imus, make_mount, sample_times
@@ -264,3 +268,29 @@ def simulate_scene(cfg: SceneConfig, *, progress: bool = False) -> SimScene:
             person.mounts[sites[k]] = mounts[k]
             person.imu[sites[k]] = device_stream(ideal, times, cfg, device_rng)
     return SimScene(cfg, room, lidar, people, hits=hits, noise_model=noise_model)
+
+
+def room_perception_params(scene: SimScene, config_path: Path | None = None) -> PerceptionParams:
+    """The perception parameters of a parameter file with ROI and floor plane set to the room.
+
+    These are the site-dependent values an installer sets (config/reid.yaml says so); everything
+    else is the file's. Default file: the shipped config/reid.yaml.
+    """
+    path = config_path if config_path is not None else find_data("config/reid.yaml")
+    data = yaml.safe_load(Path(path).read_text("utf-8"))
+    section = data["reid_node"]["ros__parameters"]["perception"]
+    (sx, sy), height = scene.config.room_size, scene.config.room_height
+    world_to_lidar = np.linalg.inv(scene.lidar_pose)
+    corners = np.array(
+        [[a * sx / 2, b * sy / 2, z, 1.0] for a in (-1, 1) for b in (-1, 1) for z in (0.0, height)]
+    )
+    local = (world_to_lidar @ corners.T).T[:, :3]
+    low, high = local.min(axis=0), local.max(axis=0)
+    section["roi"].update(
+        x_min=float(low[0]), x_max=float(high[0]), y_min=float(low[1]), y_max=float(high[1]),
+        z_min=float(low[2]) - 0.2, z_max=float(high[2]) + 0.2,
+    )  # fmt: skip
+    # Floor z = 0 in the room -> plane n.p + d = 0 in the LiDAR frame (normal up).
+    normal = scene.lidar_pose[:3, :3].T @ np.array([0.0, 0.0, 1.0])
+    section["ground"]["plane"] = [*map(float, normal), float(scene.lidar_pose[2, 3])]
+    return PerceptionParams.from_dict(section)

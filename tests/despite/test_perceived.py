@@ -11,11 +11,11 @@ from despite.perceived import (
     MIN_POINTS,
     perceive_scene,
     perceived_frames,
-    scene_perception_params,
 )
 from despite.train import WindowSampler, validation_starts
 from despite.windows import FrameStore, WindowSpec, make_batch, scene_frames
 from rt_reid.sim import SceneConfig, simulate_scene
+from rt_reid.sim.scene import room_perception_params
 from rt_reid.windows import TrackWindows
 
 SPEC = WindowSpec(window_frames=24, points_per_frame=64, centring="window", layout="lipd4")
@@ -29,7 +29,7 @@ def scene():
 
 
 def test_perceived_windows_are_the_runtime_track_windows(scene) -> None:
-    params = scene_perception_params(scene)
+    params = room_perception_params(scene)
     runs = perceive_scene(scene, params)
     assert runs, "the runtime perception found nobody"
     for (_track, person), frames in runs.items():
