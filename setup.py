@@ -39,7 +39,7 @@ setup(
     python_requires=">=3.10",
     # The node package lives in nodes/ (the design's layout) and is imported as rt_reid_nodes.
     packages=[
-        *find_packages(include=["rt_reid", "rt_reid.*", "despite", "despite.*"]),
+        *find_packages(include=["rt_reid", "rt_reid.*", "rt_reid_sim", "despite", "despite.*"]),
         "rt_reid_nodes",
     ],
     package_dir={"rt_reid_nodes": "nodes"},

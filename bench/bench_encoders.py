@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from rt_reid.manifest import load_manifest
+from rt_reid.runtime.manifest import load_manifest
 
 
 def percentiles(samples: list[float]) -> str:

@@ -25,11 +25,11 @@ from typing import Any
 import yaml
 
 from rt_reid.config import ReidConfig
+from rt_reid.evaluation.replay import BagReplayer, input_topics
 from rt_reid.layouts import LAYOUTS, get_layout
 from rt_reid.paths import find_data, shipped_model
-from rt_reid.replay import BagReplayer, input_topics
-from rt_reid.sim import SceneConfig, write_bag
-from rt_reid.sim.randomize import randomized_config
+from rt_reid_sim import SceneConfig, write_bag
+from rt_reid_sim.randomize import randomized_config
 
 EVAL_SEED = 5000
 # Added to the scene seed for randomized worlds: apart from training (20000-20008, 25000-25002).
@@ -49,7 +49,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--randomized",
         action="store_true",
-        help="draw each scene's world from rt_reid.sim.randomize (sensors, mounts, rooms, bodies, "
+        help="draw each scene's world from rt_reid_sim.randomize (sensors, mounts, rooms, bodies, "
         "motion styles, IMU errors) instead of the default world: a domain shift on our own data",
     )
     parser.add_argument("--channels", nargs="+", default=list(CHANNELS), choices=CHANNELS)

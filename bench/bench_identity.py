@@ -1,11 +1,11 @@
 """Identity accuracy on held-out simulated scenes, confidence calibration and its reliability.
 
 Held-out: the shipped lipd4 model was trained on seeds 1000-1011 (models/lipd4/REPORT.md);
-evaluation uses seeds 1000+10n+k (n >= 2 people, so never 1000-1011). Calibration scenes
-(seeds 2000+) are distinct from evaluation scenes: the margin -> confidence map is fitted on the
-former with `rt_reid.identity.fit_calibration` and its reliability (expected calibration error)
-is measured on the latter. Ablations separate what limits accuracy: `--ablate-clock` replays
-the same scenes with ideal IMU clocks (no offset, no jitter).
+evaluation uses seeds 1000+10n+k (n >= 2 people, so never 1000-1011). Calibration scenes (seeds
+2000+) are distinct from evaluation scenes: the margin -> confidence map is fitted on the former
+with `rt_reid.runtime.identity.fit_calibration` and its reliability (expected calibration error) is
+measured on the latter. Ablations separate what limits accuracy: `--ablate-clock` replays the same
+scenes with ideal IMU clocks (no offset, no jitter).
 
     OMP_NUM_THREADS=1 python bench/bench_identity.py --people 2 4 8 16 32 --scenes 2
 """
@@ -25,20 +25,20 @@ from typing import Any
 import numpy as np
 
 from rt_reid.config import load_config
-from rt_reid.features import imu_features, resample_imu
-from rt_reid.identity import Calibration, fit_calibration
-from rt_reid.inference import EncoderSet
-from rt_reid.layouts import get_layout
-from rt_reid.metrics import (
+from rt_reid.evaluation.metrics import (
     IdentityMetrics,
     calibration_records,
     expected_calibration_error,
     identity_metrics,
 )
+from rt_reid.evaluation.replay import BagReplayer, ReplayResult
+from rt_reid.layouts import get_layout
 from rt_reid.paths import find_data, shipped_model
-from rt_reid.replay import BagReplayer, ReplayResult
-from rt_reid.sim import SceneConfig, simulate_scene, write_bag
-from rt_reid.windows import TrackWindows
+from rt_reid.runtime.features import imu_features, resample_imu
+from rt_reid.runtime.identity import Calibration, fit_calibration
+from rt_reid.runtime.inference import EncoderSet
+from rt_reid.runtime.windows import TrackWindows
+from rt_reid_sim import SceneConfig, simulate_scene, write_bag
 
 EVAL_SEED = 1000
 CALIBRATION_SEED = 2000

@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from rt_reid.features import GRAVITY
-from rt_reid.imu_buffer import ImuStore, ImuStoreParams
-from rt_reid.inference import RUNTIME_MODALITIES, EncoderSet
 from rt_reid.layouts import get_layout
-from rt_reid.manifest import Manifest
+from rt_reid.names import RUNTIME_MODALITIES
 from rt_reid.paths import shipped_model
+from rt_reid.runtime.features import GRAVITY
+from rt_reid.runtime.imu_buffer import ImuStore, ImuStoreParams
+from rt_reid.runtime.inference import EncoderSet
+from rt_reid.runtime.manifest import Manifest
 
 IMU_RATE = 100.0
 

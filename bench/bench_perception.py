@@ -1,6 +1,6 @@
 """Perception latency per stage (p50/p99) vs number of people, plus tracker MOTA/IDF1.
 
-Frames come from the simulator (`rt_reid.sim.simulate_scene`, in memory). Perception parameters
+Frames come from the simulator (`rt_reid_sim.simulate_scene`, in memory). Perception parameters
 are the shipped `config/reid.yaml` section with the region of interest and floor plane set from
 the simulated room, as an installer would. The first `warmup_s` of every scene (background
 learning) is not timed. Stage times are wall clock (what a 10 Hz loop sees); "total CPU" is the
@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from rt_reid.mot import MotFrame, TrackingMetrics, tracking_metrics
-from rt_reid.perception import LidarPerception, PerceptionParams
-from rt_reid.pointcloud import pointcloud2_to_xyz
-from rt_reid.sim import SceneConfig, simulate_scene
-from rt_reid.sim.bagio import pointcloud_message
-from rt_reid.sim.scene import room_perception_params
+from rt_reid.evaluation.mot import MotFrame, TrackingMetrics, tracking_metrics
+from rt_reid.io.pointcloud import pointcloud2_to_xyz
+from rt_reid.runtime.perception import LidarPerception, PerceptionParams
+from rt_reid_sim import SceneConfig, simulate_scene
+from rt_reid_sim.bagio import pointcloud_message
+from rt_reid_sim.scene import room_perception_params
 
 STAGES = ("background", "cluster", "track")
 PELVIS = 0
@@ -127,10 +127,10 @@ TRACKING_SCENES: dict[str, dict[str, Any]] = {
 
 
 def tracking_scene(name: str, seed: int, config_path: Path) -> dict[str, float]:
-    """Replay-style tracker metrics (rt_reid.replay.tracker_metrics, 0.75 m gate, 3 s warm-up)
-    of one simulated scene, plus ID switches per person-minute."""
-    from rt_reid.metrics import GATE_M, Frame, Labelled
-    from rt_reid.replay import tracker_metrics
+    """Replay-style tracker metrics (rt_reid.evaluation.replay.tracker_metrics, 0.75 m gate,
+    3 s warm-up) of one simulated scene, plus ID switches per person-minute."""
+    from rt_reid.evaluation.metrics import GATE_M, Frame, Labelled
+    from rt_reid.evaluation.replay import tracker_metrics
 
     settings = {"duration_s": 20.0, **TRACKING_SCENES[name]}
     cfg = SceneConfig(seed=seed, **settings)

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 
 from rt_reid.config import load_config
-from rt_reid.metrics import latency_percentiles
+from rt_reid.evaluation.metrics import latency_percentiles
+from rt_reid.evaluation.replay import BagReplayer
 from rt_reid.paths import find_data, shipped_model
-from rt_reid.replay import BagReplayer
-from rt_reid.sim import SceneConfig, write_bag
+from rt_reid_sim import SceneConfig, write_bag
 
 STAGES = (
     "decode",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rt_reid.sim import SceneConfig, simulate_scene, write_bag
+from rt_reid_sim import SceneConfig, simulate_scene, write_bag
 
 TARGET_RATIO = 5.0
 

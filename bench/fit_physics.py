@@ -24,10 +24,10 @@ from scipy.optimize import linear_sum_assignment
 
 from rt_reid.config import ReidConfig, load_config
 from rt_reid.paths import find_data, shipped_model
-from rt_reid.physics import PhysicsParams, feature_names, fit_physics_llr, physics_llr
-from rt_reid.pipeline import ReidPipeline
-from rt_reid.sim import SceneConfig, simulate_scene
-from rt_reid.sim.scene import SimScene
+from rt_reid.runtime.physics import PhysicsParams, feature_names, fit_physics_llr, physics_llr
+from rt_reid.runtime.pipeline import ReidPipeline
+from rt_reid_sim import SceneConfig, simulate_scene
+from rt_reid_sim.scene import SimScene
 
 CALIBRATION_SEED = 3000
 GATE_M = 0.5

@@ -1,11 +1,11 @@
 """Model-alone evaluation on recorded bags: IMU→point-cloud matching of the runtime's own tracks.
 
-The bag is replayed through the real runtime (`rt_reid.replay.BagReplayer`: perception, track
-windows, IMU buffers, ONNX encoders) with every confirmed track encoded every frame. Each frame,
-the runtime's tracks are associated with `/sim/ground_truth` (Hungarian on horizontal distance,
-0.5 m gate); the tracks that hold a wearer and were encoded form one group, and each wearer's IMU
-window is matched to the group's point-cloud windows (argmax per IMU and a Hungarian assignment).
-This judges the encoders apart from the identity evidence that sits on top of them.
+The bag is replayed through the real runtime (`rt_reid.evaluation.replay.BagReplayer`: perception,
+track windows, IMU buffers, ONNX encoders) with every confirmed track encoded every frame. Each
+frame, the runtime's tracks are associated with `/sim/ground_truth` (Hungarian on horizontal
+distance, 0.5 m gate); the tracks that hold a wearer and were encoded form one group, and each
+wearer's IMU window is matched to the group's point-cloud windows (argmax per IMU and a Hungarian
+assignment). This judges the encoders apart from the identity evidence that sits on top of them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from scipy.optimize import linear_sum_assignment
 from rt_reid.arrays import F64Array
 from rt_reid.config import ReidConfig
 from rt_reid.errors import BagError
-from rt_reid.metrics import Frame, match_frame
+from rt_reid.evaluation.metrics import Frame, match_frame
 
 GATE_M = 0.5
 HISTOGRAM_BINS = np.linspace(-1.0, 1.0, 41)
@@ -131,7 +131,7 @@ def evaluate_bag(
     bag: Path, *, model_dir: Path, config: ReidConfig, gate_m: float = GATE_M
 ) -> BagMatching:
     """Replay `bag` through the runtime and score IMU→point-cloud matching per frame."""
-    from rt_reid.replay import BagReplayer
+    from rt_reid.evaluation.replay import BagReplayer
 
     data = config.to_dict()
     data["inference"]["encoding_stride"] = 1  # every confirmed track every frame

@@ -8,11 +8,12 @@ from typing import Any
 
 import yaml
 
-from despite.encoders import MODALITIES, PRESETS
+from despite.encoders import PRESETS
 from despite.loss import sensor_pairs
 from despite.text import TEXT_ENCODERS
 from despite.windows import WindowSpec
 from rt_reid.errors import ConfigError
+from rt_reid.names import MODALITIES, ModalityType
 
 BATCHINGS = ("scene", "random")
 SIM_WINDOWS = ("truth", "perceived")
@@ -26,7 +27,7 @@ class SimData:
     train_seeds: tuple[int, int] = (1000, 1012)  # [first, last) scene seeds for training
     val_seeds: tuple[int, int] = (5000, 5002)  # held-out scenes for the end-of-run check
     scene: dict[str, Any] = field(default_factory=lambda: {"people": 8, "duration_s": 60.0})
-    randomize: bool = False  # draw each scene's world from rt_reid.sim.randomize (scene: fixed)
+    randomize: bool = False  # draw each scene's world from rt_reid_sim.randomize (scene: fixed)
     windows: str = "truth"  # "truth": each person's own returns; "perceived": runtime tracks
     gt_share: float = 0.25  # perceived: chance a person's batch window is ground-truth-cut
 
@@ -39,7 +40,7 @@ class TrainConfig:
     out_dir: str = "runs/run"
     seed: int = 0
     preset: str = "small"
-    modalities: tuple[str, ...] = ("pointcloud", "imu", "skeleton")
+    modalities: tuple[str, ...] = (ModalityType.POINTCLOUD, ModalityType.IMU, ModalityType.SKELETON)
     pairs: tuple[tuple[str, str], ...] | None = None  # None: every sensor pair
     window: WindowSpec = field(default_factory=WindowSpec)
     source: str = "sim"
@@ -111,7 +112,10 @@ def parse_config(data: dict[str, Any], *, source: str = "config") -> TrainConfig
     checks = [
         (config.preset in PRESETS, f"preset {config.preset!r} not in {sorted(PRESETS)}"),
         (set(config.modalities) <= set(MODALITIES), f"modalities must be within {MODALITIES}"),
-        (len([m for m in config.modalities if m != "text"]) >= 1, "need a sensor modality"),
+        (
+            len([m for m in config.modalities if m != ModalityType.TEXT]) >= 1,
+            "need a sensor modality",
+        ),
         (config.source in SOURCES, f"source must be one of {SOURCES}"),
         (config.batching in BATCHINGS, f"batching must be one of {BATCHINGS}"),
         (config.text_encoder in TEXT_ENCODERS, f"text_encoder must be one of {TEXT_ENCODERS}"),

@@ -19,14 +19,13 @@ from torch import Tensor, nn
 from despite.ops import ball_query, furthest_point_sample, gather_points, group_points
 from rt_reid.errors import ConfigError
 from rt_reid.layouts import get_layout
+from rt_reid.names import MODALITIES, ModalityType
 
-SENSOR_MODALITIES = ("pointcloud", "imu", "skeleton")
-MODALITIES = (*SENSOR_MODALITIES, "text")
 # state_dict prefix of each encoder in the official SPIE/SPITE binders, in their key order
 OFFICIAL_PREFIXES = {
-    "imu": "imu_encoder.",
-    "pointcloud": "pointcloud_encoder.",
-    "skeleton": "skeleton_encoder.",
+    ModalityType.IMU: "imu_encoder.",
+    ModalityType.POINTCLOUD: "pointcloud_encoder.",
+    ModalityType.SKELETON: "skeleton_encoder.",
 }
 SMPL_JOINTS = 24
 
@@ -85,9 +84,9 @@ class EncoderPreset:
             return cls(
                 name=str(data["name"]),
                 embed_dim=int(data["embed_dim"]),
-                pointcloud=PointCloudConfig(**data.get("pointcloud", {})),
+                pointcloud=PointCloudConfig(**data.get(ModalityType.POINTCLOUD, {})),
                 imu=ImuConfig(**data.get("imu", {})),
-                skeleton=SkeletonConfig(**data.get("skeleton", {})),
+                skeleton=SkeletonConfig(**data.get(ModalityType.SKELETON, {})),
             )
         except (KeyError, TypeError, ValueError) as err:
             raise ConfigError(f"invalid encoder preset {dict(data)!r}: {err}") from err
@@ -392,19 +391,19 @@ class DespiteModel(nn.Module):
         self.modalities = tuple(m for m in MODALITIES if m in modalities)
         dim = preset.embed_dim
         built: dict[str, nn.Module] = {}
-        if "pointcloud" in modalities:
-            built["pointcloud"] = PSTTransformer(preset.pointcloud, embed_dim=dim)
-        if "imu" in modalities:
+        if ModalityType.POINTCLOUD in modalities:
+            built[ModalityType.POINTCLOUD] = PSTTransformer(preset.pointcloud, embed_dim=dim)
+        if ModalityType.IMU in modalities:
             channels = get_layout(layout).channels
-            built["imu"] = ImuEncoder(preset.imu, channels=channels, embed_dim=dim)
-        if "skeleton" in modalities:
-            built["skeleton"] = SkeletonEncoder(preset.skeleton, embed_dim=dim)
-        if "text" in modalities:
+            built[ModalityType.IMU] = ImuEncoder(preset.imu, channels=channels, embed_dim=dim)
+        if ModalityType.SKELETON in modalities:
+            built[ModalityType.SKELETON] = SkeletonEncoder(preset.skeleton, embed_dim=dim)
+        if ModalityType.TEXT in modalities:
             if text_dim is None:
                 raise ConfigError(
                     "the text modality needs text_dim (the frozen text encoder's size)"
                 )
-            built["text"] = TextProjection(text_dim=text_dim, embed_dim=dim)
+            built[ModalityType.TEXT] = TextProjection(text_dim=text_dim, embed_dim=dim)
         self.encoders = nn.ModuleDict(built)
 
     def forward(self, inputs: Mapping[str, Tensor]) -> dict[str, Tensor]:

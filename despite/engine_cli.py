@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rt_reid.errors import InferenceError
+from rt_reid.names import ModalityType
 
 if TYPE_CHECKING:  # torch and the manifest's preprocessing load only when a build runs
-    from rt_reid.manifest import Manifest
+    from rt_reid.runtime.manifest import Manifest
 
 LOG = logging.getLogger(__name__)
 PRECISIONS = ("fp16", "fp32")
@@ -148,7 +149,9 @@ def engine_parity(
     from despite.export import normalised_error
 
     rng = np.random.default_rng(0)
-    x = (rng.uniform(-0.5, 0.5, shape) * (1.0 if modality == "imu" else 0.6)).astype(np.float32)
+    x = (rng.uniform(-0.5, 0.5, shape) * (1.0 if modality == ModalityType.IMU else 0.6)).astype(
+        np.float32
+    )
     session = ort.InferenceSession(str(model_dir / spec.file), providers=["CPUExecutionProvider"])
     ref = session.run(["embedding"], {spec.input.name: x})[0]
     return normalised_error(ref, run_engine(trt, engine_bytes, spec.input.name, x))
@@ -156,7 +159,7 @@ def engine_parity(
 
 def run(args: argparse.Namespace) -> int:
     """Build every encoder's engine at every requested precision and check parity."""
-    from rt_reid.manifest import load_manifest
+    from rt_reid.runtime.manifest import load_manifest
 
     manifest = load_manifest(args.model_dir)
     trt = require_tensorrt()

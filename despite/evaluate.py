@@ -1,4 +1,4 @@
-"""Paper evaluation protocols, corrected (DESIGN.md): window matching, moment retrieval, HAR.
+"""Paper evaluation protocols, corrected (ARCHITECTURE.md): window matching, moment retrieval, HAR.
 
 All protocols take per-window embeddings of held-out tracks (a track = one person in one scene,
 the simulator's "sequence"). Matching scenes draw n *distinct* tracks with a seeded generator and
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from despite.windows import FrameStore, WindowSpec, make_batch, window_labels
 from rt_reid.arrays import FloatArray, I64Array
+from rt_reid.names import ModalityType
 
 N_LIST = (2, 4, 8, 12, 16, 20, 24, 28, 32)
 RECALL_KS = (1, 10, 20, 50)
@@ -44,7 +45,7 @@ class TorchEmbedder:
     def __init__(self, model: Any, spec: WindowSpec) -> None:
         self.model = model.eval()
         self.spec = spec
-        self.modalities = tuple(m for m in model.modalities if m != "text")
+        self.modalities = tuple(m for m in model.modalities if m != ModalityType.TEXT)
 
     def embed(self, modality: str, inputs: FloatArray) -> FloatArray:
         """Forward one batch without gradients."""
@@ -61,7 +62,7 @@ class OnnxEmbedder:
     def __init__(self, model_dir: Path, *, threads: int = 1) -> None:
         import onnxruntime as ort
 
-        from rt_reid.manifest import load_manifest
+        from rt_reid.runtime.manifest import load_manifest
 
         manifest = load_manifest(model_dir)
         self.spec = WindowSpec(

@@ -31,9 +31,10 @@ from despite.evaluate import (
     window_matching,
 )
 from rt_reid.errors import ConfigError
+from rt_reid.names import ModalityType
 
 LOG = logging.getLogger(__name__)
-SHORT = {"pointcloud": "PC", "imu": "IMU", "skeleton": "Skel"}
+SHORT = {ModalityType.POINTCLOUD: "PC", ModalityType.IMU: "IMU", ModalityType.SKELETON: "Skel"}
 DEFAULT_SCENE = {"people": 8, "duration_s": 60.0}
 
 
@@ -81,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--world",
         choices=("default", "randomized"),
         default="default",
-        help="held-out scenes with the default world, or drawn by rt_reid.sim.randomize "
+        help="held-out scenes with the default world, or drawn by rt_reid_sim.randomize "
         "(then --people is drawn too)",
     )
     parser.add_argument(
@@ -107,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def make_embedder(args: argparse.Namespace) -> tuple[Embedder, str, dict[str, Any]]:
     """ONNX model directory or checkpoint -> embedder, a description, its training metadata."""
     if args.model_dir is not None:
-        from rt_reid.manifest import load_manifest
+        from rt_reid.runtime.manifest import load_manifest
 
         training = load_manifest(args.model_dir).training
         embedder = OnnxEmbedder(args.model_dir, threads=args.threads)

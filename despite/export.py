@@ -1,4 +1,4 @@
-"""ONNX export of the sensor encoders with a manifest (`models/<name>/`, DESIGN.md contract C).
+"""ONNX export of the sensor encoders with a manifest (`models/<name>/`; ARCHITECTURE.md).
 
 One ONNX file per encoder (opset >= 17, dynamic axis "batch", un-normalised output
 "embedding"), each checked against PyTorch with ONNX Runtime before the manifest is written.
@@ -17,16 +17,25 @@ import numpy as np
 import torch
 from torch import nn
 
-from despite.encoders import SENSOR_MODALITIES, SMPL_JOINTS, DespiteModel
+from despite.encoders import SMPL_JOINTS, DespiteModel
 from despite.windows import WindowSpec
 from rt_reid.errors import InferenceError
-from rt_reid.features import GRAVITY, IMU_FEATURES
 from rt_reid.layouts import get_layout
-from rt_reid.manifest import EncoderSpec, Manifest, TensorSpec, sha256_of
+from rt_reid.names import SENSOR_MODALITIES, ModalityType
+from rt_reid.runtime.features import GRAVITY, IMU_FEATURES
+from rt_reid.runtime.manifest import EncoderSpec, Manifest, TensorSpec, sha256_of
 
 LOG = logging.getLogger(__name__)
-INPUT_NAMES = {"pointcloud": "points", "imu": "imu", "skeleton": "skeleton"}
-FILE_NAMES = {"pointcloud": "pointcloud.onnx", "imu": "imu.onnx", "skeleton": "skeleton.onnx"}
+INPUT_NAMES = {
+    ModalityType.POINTCLOUD: "points",
+    ModalityType.IMU: "imu",
+    ModalityType.SKELETON: "skeleton",
+}
+FILE_NAMES = {
+    ModalityType.POINTCLOUD: "pointcloud.onnx",
+    ModalityType.IMU: "imu.onnx",
+    ModalityType.SKELETON: "skeleton.onnx",
+}
 OUTPUT_NAME = "embedding"
 BATCH_AXIS = "batch"
 MIN_OPSET = 17
@@ -60,11 +69,11 @@ def normalised_error(reference: np.ndarray[Any, Any], other: np.ndarray[Any, Any
 
 def input_shape(modality: str, spec: WindowSpec) -> list[int]:
     """Per-window input shape (after the batch axis) of a sensor encoder."""
-    if modality == "pointcloud":
+    if modality == ModalityType.POINTCLOUD:
         return [spec.window_frames, spec.points_per_frame, 3]
-    if modality == "imu":
+    if modality == ModalityType.IMU:
         return [spec.window_frames, get_layout(spec.layout).channels]
-    if modality == "skeleton":
+    if modality == ModalityType.SKELETON:
         return [spec.window_frames, SMPL_JOINTS, 3]
     raise InferenceError(f"no ONNX input for modality {modality!r}")
 
@@ -73,7 +82,7 @@ def example_input(modality: str, spec: WindowSpec, batch: int, *, seed: int = 0)
     """Plausible random input: clouds/joints within a 1 m person-sized box, features ~N(0,1)."""
     gen = torch.Generator().manual_seed(seed)
     shape = [batch, *input_shape(modality, spec)]
-    if modality == "imu":
+    if modality == ModalityType.IMU:
         return torch.randn(shape, generator=gen)
     scale = torch.tensor([0.3, 0.3, 0.9])
     return (torch.rand(shape, generator=gen) * 2 - 1) * scale
@@ -124,7 +133,7 @@ def check_parity(
     import onnxruntime as ort
 
     x = example_input(modality, spec, batch, seed=seed)
-    if modality == "pointcloud":
+    if modality == ModalityType.POINTCLOUD:
         x[:, :, 1] = 0.0  # a point at the origin exercises the FPS near-origin rule
     module.eval()
     with torch.no_grad():

@@ -12,14 +12,14 @@ from despite.checkpoint import load_checkpoint
 from despite.encoders import (
     OFFICIAL_PREFIXES,
     PRESETS,
-    SENSOR_MODALITIES,
     DespiteModel,
     get_preset,
 )
 from despite.export import MIN_OPSET, export_model
 from despite.windows import DataError, WindowSpec
-from rt_reid.features import CENTRINGS
 from rt_reid.layouts import LAYOUTS
+from rt_reid.names import SENSOR_MODALITIES, ModalityType
+from rt_reid.runtime.features import CENTRINGS
 
 LOG = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
             model = official_model(args.official, layout=args.layout)
             training = {"source": "official", "weights": str(args.official)}
         else:
-            modalities = tuple(args.modalities or ("pointcloud", "imu"))
+            modalities = tuple(args.modalities or (ModalityType.POINTCLOUD, ModalityType.IMU))
             model = DespiteModel(get_preset(args.preset), modalities=modalities, layout=args.layout)
             training = {
                 "source": "random",

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from despite.encoders import SENSOR_MODALITIES
 from rt_reid.errors import ConfigError
+from rt_reid.names import SENSOR_MODALITIES, ModalityType
 
 DEFAULT_TEMPERATURE = 0.1
 TEXT_WEIGHT = 0.5  # total = 0.5 * sum(text terms) + 0.5 * sum(sensor-pair terms)
@@ -70,15 +70,17 @@ class DespiteLoss(nn.Module):
         for a, b in self.pairs:
             terms[f"{a}-{b}"] = info_nce(embeddings[a], embeddings[b], temperature=tau)
         total = sum(terms.values(), torch.zeros((), device=tau.device))
-        if "text" in embeddings:
+        if ModalityType.TEXT in embeddings:
             mask = (
-                torch.ones(embeddings["text"].shape[0], dtype=torch.bool, device=tau.device)
+                torch.ones(
+                    embeddings[ModalityType.TEXT].shape[0], dtype=torch.bool, device=tau.device
+                )
                 if text_mask is None
                 else text_mask.bool()
             )
             text_terms: dict[str, Tensor] = {}
             if int(mask.sum()) >= 2:  # a single labelled window has no negative to contrast
-                text = embeddings["text"][mask]
+                text = embeddings[ModalityType.TEXT][mask]
                 for m in SENSOR_MODALITIES:
                     if m in embeddings:
                         text_terms[f"{m}-text"] = info_nce(

@@ -23,7 +23,8 @@ from despite.checkpoint import Checkpoint, save_checkpoint
 from despite.encoders import DespiteModel, EncoderPreset
 from despite.windows import DataError, WindowSpec
 from rt_reid.layouts import get_layout
-from rt_reid.manifest import load_manifest
+from rt_reid.names import ModalityType
+from rt_reid.runtime.manifest import load_manifest
 
 PARITY = 1e-4  # max abs difference of normalised embeddings, as the export check
 
@@ -49,7 +50,7 @@ def _encoder_state(
     """State dict of one encoder recovered from its ONNX initialisers."""
     state = {k: v.clone() for k, v in module.state_dict().items()}
     anonymous = [n for n in inits if n not in state]
-    if modality == "imu":
+    if modality == ModalityType.IMU:
         lstm = [inits[n] for n in anonymous if n.startswith("onnx::LSTM")]
         for layer in range(len(lstm) // 3):
             w, r, b = lstm[3 * layer : 3 * layer + 3]
@@ -64,13 +65,13 @@ def _encoder_state(
         if name in inits:
             state[name] = torch.from_numpy(inits[name].copy())
     matmuls = [n for n in anonymous if n.startswith("onnx::MatMul")]
-    if modality == "pointcloud":
+    if modality == ModalityType.POINTCLOUD:
         conv = "tube_embedding.conv_d.0.weight"
         adds = [inits[n] for n in anonymous if n.startswith("onnx::Add")]
         first = inits[matmuls.pop(0)]  # (3, C): displacement part of the 1x1 conv
         weight = np.concatenate([first.T, adds[-1][:, None]], axis=1)  # dt = +1 term: w[:, 3]
         state[conv] = torch.from_numpy(weight[:, :, None, None].astype(np.float32))
-    if modality == "skeleton":
+    if modality == ModalityType.SKELETON:
         queries = next(inits[n] for n in anonymous if n.startswith("onnx::Expand"))
         state["muQuery"] = torch.from_numpy(queries[0].copy())
         state["sigmaQuery"] = torch.from_numpy(queries[1].copy())
@@ -93,7 +94,11 @@ def model_from_onnx(model_dir: Path) -> tuple[DespiteModel, WindowSpec, dict[str
     manifest = load_manifest(model_dir)
     training = manifest.training
     preset = EncoderPreset.from_dict(training["preset"])
-    modalities = tuple(m for m in ("pointcloud", "imu", "skeleton") if m in manifest.encoders)
+    modalities = tuple(
+        m
+        for m in (ModalityType.POINTCLOUD, ModalityType.IMU, ModalityType.SKELETON)
+        if m in manifest.encoders
+    )
     model = DespiteModel(preset, modalities=modalities, layout=manifest.layout)
     for modality in modalities:
         inits = _initialisers(Path(model_dir) / f"{modality}.onnx")
@@ -110,9 +115,9 @@ def model_from_onnx(model_dir: Path) -> tuple[DespiteModel, WindowSpec, dict[str
     reference = OnnxEmbedder(Path(model_dir), threads=1)
     rng = np.random.default_rng(0)
     shapes: dict[str, tuple[int, ...]] = {
-        "pointcloud": (4, spec.window_frames, spec.points_per_frame, 3),
-        "imu": (4, spec.window_frames, get_layout(spec.layout).channels),
-        "skeleton": (4, spec.window_frames, 24, 3),
+        ModalityType.POINTCLOUD: (4, spec.window_frames, spec.points_per_frame, 3),
+        ModalityType.IMU: (4, spec.window_frames, get_layout(spec.layout).channels),
+        ModalityType.SKELETON: (4, spec.window_frames, 24, 3),
     }
     parity: dict[str, float] = {}
     for modality in modalities:

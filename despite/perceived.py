@@ -1,13 +1,14 @@
 """Training frames cut by the runtime's own perception: what the exported encoders will see.
 
-Every frame of a simulated scene goes through `rt_reid.perception.LidarPerception` (background,
-ground, clustering, tracker) exactly as at run time. Each confirmed track is associated with the
-ground-truth people present (Hungarian on horizontal track-to-pelvis distance, 0.5 m gate); a run
-of consecutive frames in which one track holds one wearer becomes a training track whose points
-are the cluster points the runtime would encode (with its occlusions, merges, splits, partial
-bodies and missed frames), and whose IMU and skeleton are that wearer's. Frames are sampled and
-filled with the same `rt_reid.features` functions `rt_reid.windows.TrackWindows` uses, so a window
-cut from these frames equals the runtime's window of that track (tested).
+Every frame of a simulated scene goes through `rt_reid.runtime.perception.LidarPerception`
+(background, ground, clustering, tracker) exactly as at run time. Each confirmed track is
+associated with the ground-truth people present (Hungarian on horizontal track-to-pelvis distance,
+0.5 m gate); a run of consecutive frames in which one track holds one wearer becomes a training
+track whose points are the cluster points the runtime would encode (with its occlusions, merges,
+splits, partial bodies and missed frames), and whose IMU and skeleton are that wearer's. Frames are
+sampled and filled with the same `rt_reid.runtime.features` functions
+`rt_reid.runtime.windows.TrackWindows` uses, so a window cut from these frames equals the runtime's
+window of that track (tested).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from scipy.optimize import linear_sum_assignment
 
 from despite.windows import FrameStore, WindowSpec, person_frames
 from rt_reid.arrays import FloatArray
-from rt_reid.features import fill_missing_frames, sample_frame
-from rt_reid.perception import LidarPerception, PerceptionParams
-from rt_reid.sim.scene import room_perception_params
+from rt_reid.runtime.features import fill_missing_frames, sample_frame
+from rt_reid.runtime.perception import LidarPerception, PerceptionParams
+from rt_reid_sim.scene import room_perception_params
 
 GATE_M = 0.5  # track centroid to pelvis, horizontal
 MIN_POINTS = 8  # as config/reid.yaml windows.min_points: fewer points = not observed

@@ -36,6 +36,7 @@ from despite.windows import (
     scene_frames,
     window_labels,
 )
+from rt_reid.names import ModalityType
 
 LOG = logging.getLogger(__name__)
 LAST = "last.pt"
@@ -97,12 +98,12 @@ def scene_store(
 ) -> FrameStore:
     """Frames of the simulated scene with this seed, from the shard cache or simulated now.
 
-    `randomize` draws the scene's world from `rt_reid.sim.randomize` (`scene_options` stay
+    `randomize` draws the scene's world from `rt_reid_sim.randomize` (`scene_options` stay
     fixed); `windows="perceived"` cuts the points by the runtime's perception
     (`despite.perceived`) and keeps each person's ground-truth-cut frames beside them.
     """
-    from rt_reid.sim import SceneConfig, simulate_scene
-    from rt_reid.sim.randomize import randomized_config
+    from rt_reid_sim import SceneConfig, simulate_scene
+    from rt_reid_sim.randomize import randomized_config
 
     options = {**scene_options, "layout": spec.layout, "seed": seed}
     tag = "_".join(f"{k}-{options[k]}" for k in sorted(options))
@@ -256,7 +257,7 @@ def pick_device(name: str) -> torch.device:
 
 def text_table(config: TrainConfig) -> tuple[torch.Tensor, int]:
     """Frozen text embeddings of every simulated activity caption, (n_activities, dim)."""
-    from rt_reid.sim import ACTIVITIES
+    from rt_reid_sim import ACTIVITIES
 
     encoder = load_text_encoder(
         config.text_encoder,
@@ -306,7 +307,7 @@ class Trainer:
         self.best: float | None = None  # best validation score so far (kept across resumes)
         self.text: torch.Tensor | None = None
         text_dim = None
-        if "text" in config.modalities:
+        if ModalityType.TEXT in config.modalities:
             table, text_dim = text_table(config)
             self.text = table.to(self.device)
         self.model = DespiteModel(
@@ -349,7 +350,7 @@ class Trainer:
     def batches(self) -> Iterator[dict[str, torch.Tensor]]:
         """Endless stream of augmented training batches on the device."""
         spec = self.config.window
-        sensors = [m for m in self.config.modalities if m != "text"]
+        sensors = [m for m in self.config.modalities if m != ModalityType.TEXT]
         while True:
             starts = self.sampler.sample()
             arrays = make_batch(
@@ -359,7 +360,7 @@ class Trainer:
             if self.text is not None:
                 labels = torch.from_numpy(window_labels(self.store, starts, spec))
                 batch["text_mask"] = (labels >= 0).to(self.device)
-                batch["text"] = self.text[labels.clamp(min=0).to(self.device)]
+                batch[ModalityType.TEXT] = self.text[labels.clamp(min=0).to(self.device)]
             yield batch
 
     def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
@@ -423,8 +424,12 @@ class Trainer:
         embedder = TorchEmbedder(self.model, self.config.window)
         data = embed_windows(embedder, self.val_store, self.val_starts, progress=False)
         self.model.train()
-        co = cotemporal_matching(data, query="imu", candidate="pointcloud", time_stride=1)
-        paper = window_matching(data, n_list=[8], n_scenes=300, pairs=[("imu", "pointcloud")])
+        co = cotemporal_matching(
+            data, query=ModalityType.IMU, candidate=ModalityType.POINTCLOUD, time_stride=1
+        )
+        paper = window_matching(
+            data, n_list=[8], n_scenes=300, pairs=[(ModalityType.IMU, ModalityType.POINTCLOUD)]
+        )
         entry: dict[str, float] = {"step": float(self.step), "windows": float(len(data.track))}
         if co.get("groups"):
             entry |= {"cotemporal_argmax": co["argmax"], "cotemporal_hungarian": co["hungarian"]}

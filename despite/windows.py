@@ -1,6 +1,6 @@
 """Training windows: per-person frame tracks from the simulator, cached shards, batch assembly.
 
-Everything an encoder sees is made by the shared preprocessing in `rt_reid.features`
+Everything an encoder sees is made by the shared preprocessing in `rt_reid.runtime.features`
 (`resample_imu`, `imu_features`, `sample_frame`, `fill_missing_frames`, `assemble_window`), so the
 runtime feeds the exported encoders exactly what they were trained on. Frames are stored once per
 person and windows are cut from them at batch time (stride-1 windows overlap 23/24).
@@ -19,7 +19,9 @@ from numpy.typing import NDArray
 
 from rt_reid.arrays import F64Array, FloatArray, I64Array
 from rt_reid.errors import ReidError
-from rt_reid.features import (
+from rt_reid.layouts import get_layout
+from rt_reid.names import ModalityType
+from rt_reid.runtime.features import (
     CENTRINGS,
     Centring,
     assemble_window,
@@ -28,7 +30,6 @@ from rt_reid.features import (
     resample_imu,
     sample_frame,
 )
-from rt_reid.layouts import get_layout
 
 FRAME_RATE_HZ = 10.0
 PELVIS = 0  # SMPL joint index used to centre skeletons
@@ -290,28 +291,28 @@ def make_batch(
     t = spec.window_frames
     idx = starts[:, None] + np.arange(t)[None, :]
     batch: dict[str, FloatArray] = {}
-    if "pointcloud" in modalities:
-        batch["pointcloud"] = np.stack(
+    if ModalityType.POINTCLOUD in modalities:
+        batch[ModalityType.POINTCLOUD] = np.stack(
             [assemble_window(store.points[i], store.centroids[i], spec.centring) for i in idx]
         )
-    if "imu" in modalities:
-        batch["imu"] = (
+    if ModalityType.IMU in modalities:
+        batch[ModalityType.IMU] = (
             imu_features(store.orientation[idx], store.acceleration[idx])
             if store.imu_vectors is None
             else store.imu_vectors[idx]
         )
-    if "skeleton" in modalities:
-        batch["skeleton"] = np.stack(
+    if ModalityType.SKELETON in modalities:
+        batch[ModalityType.SKELETON] = np.stack(
             [centre_skeleton(store.skeleton[i], spec.centring) for i in idx]
         )
     if augment is not None:
         if rng is None:
             raise DataError("augmentation needs a random generator")
-        for modality in ("pointcloud", "skeleton"):
+        for modality in (ModalityType.POINTCLOUD, ModalityType.SKELETON):
             if modality in batch:
                 batch[modality] = augment.points(batch[modality], rng)
-        if "imu" in batch:
-            batch["imu"] = augment.imu(batch["imu"], rng)
+        if ModalityType.IMU in batch:
+            batch[ModalityType.IMU] = augment.imu(batch[ModalityType.IMU], rng)
     return batch
 
 

@@ -13,10 +13,10 @@ from typing import Any
 
 from rt_reid_nodes.parameters import CLOCK_OFFSETS_MAP, flatten, parameter_specs
 
-from rt_reid.bag import bag_topics
 from rt_reid.config import load_config
 from rt_reid.errors import ConfigError
-from rt_reid.layouts import IMU_TOPIC_PREFIX
+from rt_reid.io.bag import bag_topics
+from rt_reid.names import Topic
 
 BOOLEANS = {"true": True, "false": False}
 SIM_TIME_CHOICES = ("auto", "true", "false")
@@ -103,7 +103,7 @@ def plan_launch(
     if bag:
         topics = sorted(bag_topics(bag))
         if bridge is not None:  # wearables come from the bridge; do not replay them twice
-            topics = [t for t in topics if not t.startswith(IMU_TOPIC_PREFIX)]
+            topics = [t for t in topics if not t.startswith(Topic.IMU_PREFIX)]
         command = ["ros2", "bag", "play", str(Path(bag).expanduser()), "--clock"]
         if _flag("bag_loop", bag_loop):
             command.append("--loop")

@@ -1,7 +1,7 @@
 """Message classes of the nodes, imported directly from their ROS packages (no rosidl_runtime_py).
 
 `lookup` resolves a full type name (``"std_msgs/msg/Header"``) to its class, the signature that
-`rt_reid.ros_msgs.MessageTypes.from_lookup` and `rt_reid.wearables.ros_imu.ImuTypes.from_lookup`
+`rt_reid.io.ros_msgs.MessageTypes.from_lookup` and `rt_reid.wearables.ros_imu.ImuTypes.from_lookup`
 take; a name that is not listed here is a programming error and raises KeyError.
 """
 

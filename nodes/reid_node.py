@@ -1,9 +1,9 @@
-"""`reid_node`: the ROS 2 (Jazzy/Kilted) shell around `rt_reid.pipeline.ReidPipeline`.
+"""`reid_node`: the ROS 2 (Jazzy/Kilted) shell around `rt_reid.runtime.pipeline.ReidPipeline`.
 
 Subscribes ``lidar/points`` (sensor-data QoS) and ``imu/<identity>/<site>`` for the configured
 identities; publishes ``reid/identities``, ``reid/markers``, ``reid/latency`` and ``/diagnostics``.
-Threading: IMU callbacks (reentrant group) only buffer samples; the LiDAR callback hands the
-cloud to `rt_reid.live.ReidEngine`, whose single worker thread runs the pipeline on the newest
+Threading: IMU callbacks (reentrant group) only buffer samples; the LiDAR callback hands the cloud
+to `rt_reid.runtime.live.ReidEngine`, whose single worker thread runs the pipeline on the newest
 frame and drops (and counts) frames it could not start before the next arrived. Every decision
 (parameter validation, conversion, reset on a clock jump) lives in `rt_reid`.
 """
@@ -46,19 +46,19 @@ from visualization_msgs.msg import MarkerArray
 
 from rt_reid.config import ReidConfig
 from rt_reid.errors import ConfigError, MessageError
-from rt_reid.layouts import get_layout
-from rt_reid.live import Frame, Latency, ReidEngine
-from rt_reid.pipeline import FrameResult, ReidPipeline
-from rt_reid.pointcloud import pointcloud2_to_xyz
-from rt_reid.ros_msgs import (
+from rt_reid.io.pointcloud import pointcloud2_to_xyz
+from rt_reid.io.ros_msgs import (
     MessageTypes,
     detections_msg,
     diagnostics_msg,
     imu_sample,
     latency_msg,
     markers_msg,
-    time_to_ns,
 )
+from rt_reid.layouts import get_layout
+from rt_reid.names import stamp_ns
+from rt_reid.runtime.live import Frame, Latency, ReidEngine
+from rt_reid.runtime.pipeline import FrameResult, ReidPipeline
 
 NODE_NAME = "reid_node"
 PARAMETER_TYPES = {
@@ -240,7 +240,7 @@ class ReidNode(Node):
 
     def _on_cloud(self, msg: Any) -> None:
         """Hand the cloud to the worker; a frame still waiting is dropped (and counted)."""
-        frame = Frame(stamp_ns=time_to_ns(msg.header.stamp), cloud=msg, receipt_s=time.monotonic())
+        frame = Frame(stamp_ns=stamp_ns(msg.header.stamp), cloud=msg, receipt_s=time.monotonic())
         if not self._engine.submit(frame):
             self.get_logger().debug("dropped a LiDAR frame: the worker was still busy")
 

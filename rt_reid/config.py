@@ -23,13 +23,13 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from rt_reid.errors import ConfigError, ReidError
-from rt_reid.identity import Calibration, EvidenceParams
-from rt_reid.imu_buffer import ImuStoreParams
-from rt_reid.inference import Backend
 from rt_reid.layouts import WearableLayout, get_layout
 from rt_reid.paths import find_data
-from rt_reid.perception import PerceptionParams
-from rt_reid.physics import PhysicsParams
+from rt_reid.runtime.identity import Calibration, EvidenceParams
+from rt_reid.runtime.imu_buffer import ImuStoreParams
+from rt_reid.runtime.inference import Backend
+from rt_reid.runtime.perception import PerceptionParams
+from rt_reid.runtime.physics import PhysicsParams
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
 SCHEMA_NAME = "reid.schema.json"

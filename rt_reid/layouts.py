@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from rt_reid.errors import ConfigError
 
-IMU_TOPIC_PREFIX = "/imu/"
 CHANNELS_PER_SITE = 12  # 9 rotation-matrix entries + 3 acceleration components
 
 
@@ -49,16 +48,3 @@ def get_layout(name: str) -> WearableLayout:
         raise ConfigError(
             f"unknown wearable layout {name!r}; known layouts: {sorted(LAYOUTS)}"
         ) from err
-
-
-def imu_topic(identity: str, site: str) -> str:
-    """Topic on which `identity` publishes the IMU worn at `site`: ``/imu/<identity>/<site>``."""
-    return f"{IMU_TOPIC_PREFIX}{identity}/{site}"
-
-
-def parse_imu_topic(topic: str) -> tuple[str, str]:
-    """Split ``/imu/<identity>/<site>`` into (identity, site); raise ConfigError otherwise."""
-    parts = topic.split("/")
-    if len(parts) != 4 or parts[0] != "" or parts[1] != "imu" or not parts[2] or not parts[3]:
-        raise ConfigError(f"{topic!r} is not an IMU topic of the form /imu/<identity>/<site>")
-    return parts[2], parts[3]

@@ -3,7 +3,8 @@
 import pytest
 
 from rt_reid.errors import ConfigError
-from rt_reid.layouts import get_layout, imu_topic, parse_imu_topic
+from rt_reid.layouts import get_layout
+from rt_reid.names import imu_topic, parse_imu_topic
 
 
 def test_lipd4_channel_order_matches_official_prepare_imu():

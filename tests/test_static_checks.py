@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-TYPED = ["rt_reid", "despite", "nodes", "launch", "bench", "tests"]
+TYPED = ["rt_reid", "rt_reid_sim", "despite", "nodes", "launch", "bench", "tests"]
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import zmq
 
-from rt_reid.bag import bag_topics, read_messages, stamp_ns
 from rt_reid.errors import ConfigError, MessageError, PacketError, ReidError
-from rt_reid.layouts import IMU_TOPIC_PREFIX, parse_imu_topic
-from rt_reid.ros_msgs import imu_sample
+from rt_reid.io.bag import bag_topics, read_messages
+from rt_reid.io.ros_msgs import imu_sample
+from rt_reid.names import Topic, parse_imu_topic, stamp_ns
 from rt_reid.wearables.client import WearableClient
 from rt_reid.wearables.keys import KeyStore
 from rt_reid.wearables.pacing import BagPacer
@@ -82,7 +82,7 @@ class BagWearableEmulator:
         topics = [
             topic
             for topic, (msgtype, _) in bag_topics(bag).items()
-            if topic.startswith(IMU_TOPIC_PREFIX) and msgtype == IMU_TYPE
+            if topic.startswith(Topic.IMU_PREFIX) and msgtype == IMU_TYPE
         ]
         ignored = [t for t in topics if not _is_stream(t)]
         if ignored:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rt_reid.layouts import imu_topic
+from rt_reid.names import imu_topic
 from rt_reid.wearables.packet import ImuPacket
 
 UNKNOWN_COVARIANCE = np.zeros(9, dtype=np.float64)  # REP-145: all zeros = covariance unknown
@@ -30,7 +30,7 @@ class ImuTypes:
 
     @classmethod
     def from_lookup(cls, lookup: Callable[[str], Any]) -> ImuTypes:
-        """Resolve the classes by full type name (``rt_reid.bag.msg_class`` or rosidl's)."""
+        """Resolve the classes by full type name (``rt_reid.io.bag.msg_class`` or rosidl's)."""
         return cls(
             Imu=lookup("sensor_msgs/msg/Imu"),
             Header=lookup("std_msgs/msg/Header"),

@@ -20,8 +20,8 @@ import yaml
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from rt_reid import cli as rt_cli
-from rt_reid.bag import BAG_VERSION, Storage, typestore
-from rt_reid.sim import SceneConfig, write_bag
+from rt_reid.io.bag import BAG_VERSION, Storage, typestore
+from rt_reid_sim import SceneConfig, write_bag
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config" / "reid.yaml"

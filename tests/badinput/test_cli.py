@@ -95,11 +95,11 @@ def test_replay_without_required_options(cli) -> None:
 @pytest.fixture
 def keys(tmp_path: Path, sim_bag: Path) -> Path:
     """Keys for the scene's identities."""
-    from rt_reid.replay import bag_identities
+    from rt_reid.evaluation.replay import bag_identities
     from rt_reid.wearables.keys import KeyStore
 
     store = KeyStore(tmp_path / "keys")
-    from rt_reid.bag import bag_topics
+    from rt_reid.io.bag import bag_topics
 
     for identity in bag_identities(bag_topics(sim_bag)):
         store.create(
@@ -136,7 +136,7 @@ def test_run_with_an_absent_lidar_topic(cli, sim_bag: Path, keys: Path) -> None:
 
 @pytest.mark.slow
 def test_run_with_an_imu_topic_as_lidar_topic(cli, sim_bag: Path, keys: Path) -> None:
-    from rt_reid.bag import bag_topics
+    from rt_reid.io.bag import bag_topics
 
     imu = next(t for t in bag_topics(sim_bag) if t.startswith("/imu/"))
     result = run_live(cli, sim_bag, keys, "--lidar-topic", imu)

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from rt_reid.bag import stamp
-from rt_reid.bag import stamp_ns as to_ns
+from rt_reid.io.bag import stamp
+from rt_reid.names import stamp_ns as to_ns
 from tests.badinput.conftest import (
     CONFIG,
     LIDAR,

@@ -11,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rt_reid.bag import bag_topics
+from rt_reid.evaluation.replay import bag_identities
+from rt_reid.io.bag import bag_topics
 from rt_reid.layouts import get_layout
-from rt_reid.replay import bag_identities
 from rt_reid.wearables import ImuPacket, KeyStore, WearableClient, WearableIngest, encode_packet
 from rt_reid.wearables.packet import MAX_PACKET_BYTES
-from tests.wearable_sink import Collector, wait_for
+from tests.wearables.sink import Collector, wait_for
 
 UNIT_Q = np.array([[0.0, 0.0, 0.0, 1.0]], dtype=np.float32)
 ZERO = np.zeros((1, 3), dtype=np.float32)

@@ -1,4 +1,4 @@
-"""A small stand-in with the simulator's scene interface (contract A) for fast unit tests."""
+"""A small stand-in with the simulator's scene interface (ARCHITECTURE.md) for fast unit tests."""
 
 from __future__ import annotations
 

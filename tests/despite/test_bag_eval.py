@@ -11,9 +11,9 @@ import pytest
 
 from despite.bag_eval import BagMatching, score_frame
 from rt_reid.cli import main
-from rt_reid.metrics import Frame, Labelled
+from rt_reid.evaluation.metrics import Frame, Labelled
 from rt_reid.paths import shipped_model
-from rt_reid.sim import SceneConfig, write_bag
+from rt_reid_sim import SceneConfig, write_bag
 
 
 def _box(key: str, identity: str | None, x: float) -> Labelled:

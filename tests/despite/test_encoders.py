@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from despite.encoders import (
-    SENSOR_MODALITIES,
     DespiteModel,
     EncoderPreset,
     PSTTransformer,
@@ -18,6 +17,7 @@ from despite.encoders import (
 )
 from despite.ops import ball_query, furthest_point_sample, gather_points, group_points
 from rt_reid.errors import ConfigError, ReidError
+from rt_reid.names import SENSOR_MODALITIES
 
 # Copy of shared/reference/despite_official_state_dict.json (official checkpoint names and shapes).
 REFERENCE = Path(__file__).resolve().parent / "data" / "despite_official_state_dict.json"

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from despite.encoders import SENSOR_MODALITIES, DespiteModel, get_preset
+from despite.encoders import DespiteModel, get_preset
 from despite.export import (
     PARITY_TOLERANCE,
     check_parity,
@@ -21,9 +21,10 @@ from despite.export import (
 from despite.windows import WindowSpec
 from rt_reid.cli import main
 from rt_reid.errors import InferenceError, ManifestError
-from rt_reid.features import IMU_FEATURES
 from rt_reid.layouts import get_layout
-from rt_reid.manifest import load_manifest
+from rt_reid.names import SENSOR_MODALITIES
+from rt_reid.runtime.features import IMU_FEATURES
+from rt_reid.runtime.manifest import load_manifest
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from despite.perceived import (
 )
 from despite.train import WindowSampler, validation_starts
 from despite.windows import FrameStore, WindowSpec, make_batch, scene_frames
-from rt_reid.sim import SceneConfig, simulate_scene
-from rt_reid.sim.scene import room_perception_params
-from rt_reid.windows import TrackWindows
+from rt_reid.runtime.windows import TrackWindows
+from rt_reid_sim import SceneConfig, simulate_scene
+from rt_reid_sim.scene import room_perception_params
 
 SPEC = WindowSpec(window_frames=24, points_per_frame=64, centring="window", layout="lipd4")
 

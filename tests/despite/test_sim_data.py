@@ -1,4 +1,4 @@
-"""The real simulator (contract A) feeds training windows, cached as shards and reloaded."""
+"""The real simulator (its scene interface, ARCHITECTURE.md) feeds training windows, cached."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from despite.windows import (
     scene_frames,
     window_labels,
 )
-from rt_reid.features import assemble_window, imu_features, resample_imu, sample_frame
+from rt_reid.runtime.features import assemble_window, imu_features, resample_imu, sample_frame
 from tests.despite.fakes import fake_scene
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import yaml
 
 from rt_reid.config import ReidConfig
+from rt_reid.evaluation.replay import BagReplayer, ReplayResult
 from rt_reid.paths import find_data, shipped_model
-from rt_reid.replay import BagReplayer, ReplayResult
-from rt_reid.sim import SceneConfig, write_bag
+from rt_reid_sim import SceneConfig, write_bag
 
 GOLDEN = Path(__file__).with_name("replay_golden.json")
 # Organized OS1 clouds (range-image background) and unorganized VLP clouds (voxel fallback).

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rt_reid.errors import ReidError
-from rt_reid.identity import (
+from rt_reid.runtime.identity import (
     Assignment,
     Calibration,
     CalibrationError,

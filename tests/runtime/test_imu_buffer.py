@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from rt_reid.features import GRAVITY, imu_features, resample_imu
-from rt_reid.imu_buffer import DeviceBuffer, ImuStore, ImuStoreParams
+from rt_reid.runtime.features import GRAVITY, imu_features, resample_imu
+from rt_reid.runtime.imu_buffer import DeviceBuffer, ImuStore, ImuStoreParams
 
 PARAMS = ImuStoreParams(
     buffer_s=5.0, max_rate_hz=400.0, max_gap_s=0.15, clock_jump_s=1.0, silence_s=1.0
@@ -88,7 +88,7 @@ def test_nan_and_zero_quaternion_are_rejected_and_counted() -> None:
 
 
 def test_unknown_device_is_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="rt_reid.imu_buffer")
+    caplog.set_level(logging.WARNING, logger="rt_reid.runtime.imu_buffer")
     store = _store()
     for k in range(5):
         assert (
@@ -128,7 +128,7 @@ def test_window_not_covered_yet() -> None:
 
 
 def test_clock_jump_backwards_resets_the_buffer(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="rt_reid.imu_buffer")
+    caplog.set_level(logging.WARNING, logger="rt_reid.runtime.imu_buffer")
     stamps, quats, force, gyro = _stream()
     store = _store()
     _feed(store, stamps + 100.0, quats, force, gyro)  # old clock

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rt_reid.continuity import TrackContinuity
 from rt_reid.errors import ReidError
-from rt_reid.physics import (
+from rt_reid.runtime.continuity import TrackContinuity
+from rt_reid.runtime.physics import (
     MotionEvidence,
     PhysicsFitError,
     PhysicsParams,

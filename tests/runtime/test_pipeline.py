@@ -24,10 +24,9 @@ import yaml
 
 from rt_reid.config import ReidConfig
 from rt_reid.errors import ConfigError
-from rt_reid.features import GRAVITY
 from rt_reid.layouts import get_layout
-from rt_reid.pipeline import STAGES, FrameResult, ReidPipeline
-from tests.runtime.test_inference import build_oracle_model
+from rt_reid.runtime.features import GRAVITY
+from rt_reid.runtime.pipeline import STAGES, FrameResult, ReidPipeline
 
 REPO = Path(__file__).resolve().parents[2]
 FLOOR = -1.5
@@ -160,11 +159,6 @@ def make_config(model_dir: Path, **identity_overrides) -> ReidConfig:
     return ReidConfig.from_dict(params)
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_oracle_model(tmp_path_factory.mktemp("oracle"))
-
-
 def run_scene(
     pipe: ReidPipeline,
     seconds: float,
@@ -206,8 +200,8 @@ def label_of(result: FrameResult, person: Person, t: float) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def scene(model_dir: Path) -> tuple[ReidPipeline, list[FrameResult]]:
-    pipe = ReidPipeline(config=make_config(model_dir), model_dir=model_dir, backend="cpu")
+def scene(oracle_dir: Path) -> tuple[ReidPipeline, list[FrameResult]]:
+    pipe = ReidPipeline(config=make_config(oracle_dir), model_dir=oracle_dir, backend="cpu")
     return pipe, run_scene(pipe, 7.0)
 
 
@@ -257,8 +251,8 @@ def test_encoding_stride_spreads_tracks_over_frames(scene) -> None:
     assert sum(encoded_per_frame) >= 20  # ... but every track every other frame
 
 
-def test_silent_identity_loses_its_label(model_dir: Path) -> None:
-    pipe = ReidPipeline(config=make_config(model_dir), model_dir=model_dir, backend="cpu")
+def test_silent_identity_loses_its_label(oracle_dir: Path) -> None:
+    pipe = ReidPipeline(config=make_config(oracle_dir), model_dir=oracle_dir, backend="cpu")
     results = run_scene(pipe, 8.0, silence_alice_after=6.0)
     assert label_of(results[59], PEOPLE[0], 5.9) == "alice"
     last = results[-1]
@@ -268,14 +262,14 @@ def test_silent_identity_loses_its_label(model_dir: Path) -> None:
 
 
 def test_backwards_stamp_resets_and_duplicates_are_dropped(
-    model_dir: Path, caplog: pytest.LogCaptureFixture
+    oracle_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    pipe = ReidPipeline(config=make_config(model_dir), model_dir=model_dir, backend="cpu")
+    pipe = ReidPipeline(config=make_config(oracle_dir), model_dir=oracle_dir, backend="cpu")
     results = run_scene(pipe, 2.0, t_start=100.0)
     again = pipe.process_frame(results[-1].stamp_s, lidar_frame(0.0, 0))
     assert again is results[-1]
     assert pipe.diagnostics().dropped_frames == 1
-    caplog.set_level(logging.WARNING, logger="rt_reid.pipeline")
+    caplog.set_level(logging.WARNING, logger="rt_reid.runtime.pipeline")
     restarted = pipe.process_frame(50.0, lidar_frame(0.0, 0))
     assert "LiDAR stamp went backwards" in caplog.text
     assert restarted.tracks == []
@@ -285,8 +279,8 @@ def test_backwards_stamp_resets_and_duplicates_are_dropped(
     assert "bag loop" in caplog.text
 
 
-def test_add_imu_from_another_thread(model_dir: Path) -> None:
-    pipe = ReidPipeline(config=make_config(model_dir), model_dir=model_dir, backend="cpu")
+def test_add_imu_from_another_thread(oracle_dir: Path) -> None:
+    pipe = ReidPipeline(config=make_config(oracle_dir), model_dir=oracle_dir, backend="cpu")
     samples = imu_samples(PEOPLE[0], 0.0, 3.0, offset=0.0, seed=0)
     worker = threading.Thread(target=lambda: [pipe.add_imu(*s) for s in samples])
     worker.start()
@@ -297,16 +291,16 @@ def test_add_imu_from_another_thread(model_dir: Path) -> None:
     assert sum(stats[("alice", s)].accepted for s in SITES) == len(samples)
 
 
-def test_mismatched_layout_is_refused(model_dir: Path) -> None:
-    cfg = make_config(model_dir)
+def test_mismatched_layout_is_refused(oracle_dir: Path) -> None:
+    cfg = make_config(oracle_dir)
     params = cfg.to_dict()
     params["identities"]["layout"] = "watch"
     params["imu"]["clock_offsets_s"] = {}
     with pytest.raises(Exception, match=r"layout 'lipd4'.*wear 'watch'"):
-        ReidPipeline(config=ReidConfig.from_dict(params), model_dir=model_dir, backend="cpu")
+        ReidPipeline(config=ReidConfig.from_dict(params), model_dir=oracle_dir, backend="cpu")
     params["identities"]["layouts"] = {"alice": "lipd4"}
     with pytest.raises(ConfigError, match="several layouts"):
-        ReidPipeline(config=ReidConfig.from_dict(params), model_dir=model_dir, backend="cpu")
+        ReidPipeline(config=ReidConfig.from_dict(params), model_dir=oracle_dir, backend="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -344,10 +338,10 @@ def test_runs_with_a_random_export_of_the_real_encoders(random_export: Path) -> 
         assert all(0.0 <= track.score <= 1.0 for track in result.tracks)
 
 
-def test_window_cap_bounds_cost_and_stays_fair(model_dir: Path) -> None:
-    params = make_config(model_dir).to_dict()
+def test_window_cap_bounds_cost_and_stays_fair(oracle_dir: Path) -> None:
+    params = make_config(oracle_dir).to_dict()
     params["inference"].update(encoding_stride=1, max_windows_per_frame=1)
-    pipe = ReidPipeline(config=ReidConfig.from_dict(params), model_dir=model_dir, backend="cpu")
+    pipe = ReidPipeline(config=ReidConfig.from_dict(params), model_dir=oracle_dir, backend="cpu")
     results = run_scene(pipe, 5.5)
     encoded = [
         r.tracks[int(i)].track_id

@@ -7,8 +7,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rt_reid.features import assemble_window, fill_missing_frames, sample_frame
-from rt_reid.windows import TrackWindows, WindowError
+from rt_reid.runtime.features import assemble_window, fill_missing_frames, sample_frame
+from rt_reid.runtime.windows import TrackWindows, WindowError
 
 
 def _windows(**overrides: Any) -> TrackWindows:
@@ -75,7 +75,7 @@ def test_tracks_are_evicted_and_memory_bounded() -> None:
 
 
 def test_frames_are_sampled_once_and_cached(monkeypatch: pytest.MonkeyPatch) -> None:
-    import rt_reid.windows as module
+    import rt_reid.runtime.windows as module
 
     calls = []
 

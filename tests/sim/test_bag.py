@@ -11,11 +11,11 @@ import pytest
 from mcap.reader import make_reader
 from mcap_ros2.reader import read_ros2_messages
 
-from rt_reid.bag import read_messages
 from rt_reid.cli import main
 from rt_reid.errors import BagError
-from rt_reid.sim import SceneConfig, simulate_scene, write_bag
-from rt_reid.sim.bagio import OUSTER_STEP, VELODYNE_STEP
+from rt_reid.io.bag import read_messages
+from rt_reid_sim import SceneConfig, simulate_scene, write_bag
+from rt_reid_sim.bagio import OUSTER_STEP, VELODYNE_STEP
 
 SMALL = SceneConfig(people=3, bystanders=1, duration_s=2.0, columns=256, lidar="os1-32", seed=21)
 

@@ -7,11 +7,11 @@ import pytest
 
 from rt_reid.cli import main
 from rt_reid.errors import ConfigError
-from rt_reid.sim import SceneConfig
-from rt_reid.sim.body import random_shape
-from rt_reid.sim.config import Behaviour
-from rt_reid.sim.motion import random_style
-from rt_reid.sim.world import Planner, make_room
+from rt_reid_sim import SceneConfig
+from rt_reid_sim.body import random_shape
+from rt_reid_sim.config import Behaviour
+from rt_reid_sim.motion import random_style
+from rt_reid_sim.world import Planner, make_room
 
 SETTLED = {"stand", "sit"}
 

@@ -10,11 +10,11 @@ import pytest
 from scipy.interpolate import CubicSpline
 from scipy.spatial.transform import Rotation
 
-from rt_reid.features import GRAVITY, resample_imu, world_linear_acceleration
-from rt_reid.sim import SceneConfig, simulate_scene
-from rt_reid.sim.body import J, random_shape
-from rt_reid.sim.imu import device_stream, ideal_imus, make_mount
-from rt_reid.sim.motion import PersonMotion, Segment, Trajectory, random_style
+from rt_reid.runtime.features import GRAVITY, resample_imu, world_linear_acceleration
+from rt_reid_sim import SceneConfig, simulate_scene
+from rt_reid_sim.body import J, random_shape
+from rt_reid_sim.imu import device_stream, ideal_imus, make_mount
+from rt_reid_sim.motion import PersonMotion, Segment, Trajectory, random_style
 
 IDEAL: dict[str, Any] = {
     "imu_noise_scale": 0.0, "clock_jitter_s": 0.0, "packet_loss": 0.0, "range_noise_m": 0.0,

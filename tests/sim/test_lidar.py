@@ -8,10 +8,10 @@ import numpy as np
 import open3d as o3d
 import pytest
 
-from rt_reid.sim import SceneConfig, simulate_scene
-from rt_reid.sim.body import body_mesh, euler_matrices, forward_kinematics, random_shape
-from rt_reid.sim.lidar import PRESETS, Lidar
-from rt_reid.sim.world import Room, _structure
+from rt_reid_sim import SceneConfig, simulate_scene
+from rt_reid_sim.body import body_mesh, euler_matrices, forward_kinematics, random_shape
+from rt_reid_sim.lidar import PRESETS, Lidar
+from rt_reid_sim.world import Room, _structure
 
 EXACT: dict[str, Any] = {"range_noise_m": 0.0, "dropout": 0.0, "mixed_pixels": 0.0}
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from rt_reid.errors import ConfigError
-from rt_reid.sim import SceneConfig
-from rt_reid.sim.body import J, random_shape, spread_range
-from rt_reid.sim.imu import make_mount
-from rt_reid.sim.motion import random_style
-from rt_reid.sim.randomize import RANGES, randomized_config
+from rt_reid_sim import SceneConfig
+from rt_reid_sim.body import J, random_shape, spread_range
+from rt_reid_sim.imu import make_mount
+from rt_reid_sim.motion import random_style
+from rt_reid_sim.randomize import RANGES, randomized_config
 
 CONFIGS = [randomized_config(seed, layout="lipd4") for seed in range(300)]
 

@@ -1,4 +1,4 @@
-"""Scene contract (contract A), determinism, crowd behaviour and configuration errors."""
+"""The scene interface (ARCHITECTURE.md), determinism, crowd behaviour and configuration errors."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 
 from rt_reid.errors import ConfigError
 from rt_reid.layouts import get_layout
-from rt_reid.sim import ACTIVITIES, SceneConfig, simulate_scene
-from rt_reid.sim.body import random_shape
-from rt_reid.sim.motion import random_style
-from rt_reid.sim.world import PLANNER_DT, Planner, make_room
+from rt_reid_sim import ACTIVITIES, SceneConfig, simulate_scene
+from rt_reid_sim.body import random_shape
+from rt_reid_sim.motion import random_style
+from rt_reid_sim.world import PLANNER_DT, Planner, make_room
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +169,7 @@ def test_bad_configuration_is_rejected_naming_the_field(kwargs, message):
 def test_scene_does_not_depend_on_python_hash_randomisation():
     code = (
         "import hashlib, numpy as np\n"
-        "from rt_reid.sim import SceneConfig, simulate_scene\n"
+        "from rt_reid_sim import SceneConfig, simulate_scene\n"
         "s = simulate_scene(SceneConfig(people=4, duration_s=0.5, columns=128, lidar='vlp-16',"
         " seed=3))\n"
         "h = hashlib.sha256()\n"

@@ -1,0 +1,411 @@
+"""ROS message conversion without rclpy: message classes come from a `MessageTypes` namespace.
+
+The ROS node builds it with ``MessageTypes.from_lookup(rt_reid_nodes.messages.lookup)``,
+tests and bag tools with ``MessageTypes.from_lookup(rt_reid.io.bag.msg_class)``. Every message is
+built with all of its fields passed explicitly (rosbags classes have no defaults; rclpy accepts
+the same keyword arguments).
+"""
+
+from __future__ import annotations
+
+import colorsys
+import inspect
+import math
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, is_dataclass
+from functools import cache
+from typing import Any, cast
+
+import numpy as np
+
+from rt_reid.errors import MessageError
+from rt_reid.names import UNKNOWN, stamp_ns
+from rt_reid.runtime.pipeline import FrameResult, PipelineDiagnostics
+
+MARKER_NS_BOX, MARKER_NS_LABEL = "reid_boxes", "reid_labels"
+MARKER_LIFETIME_NS = 500_000_000  # markers vanish if the node stops publishing
+LATENCY_STATUS = "rt_reid: latency"
+
+
+@dataclass(frozen=True)
+class MessageTypes:
+    """The message classes the conversions build, from rosbags or rclpy."""
+
+    Time: Any
+    Duration: Any
+    Header: Any
+    Point: Any
+    Quaternion: Any
+    Vector3: Any
+    Pose: Any
+    PoseWithCovariance: Any
+    ColorRGBA: Any
+    ObjectHypothesis: Any
+    ObjectHypothesisWithPose: Any
+    BoundingBox3D: Any
+    Detection3D: Any
+    Detection3DArray: Any
+    CompressedImage: Any
+    MeshFile: Any
+    Marker: Any
+    MarkerArray: Any
+    KeyValue: Any
+    DiagnosticStatus: Any
+    DiagnosticArray: Any
+
+    @classmethod
+    def from_lookup(cls, lookup: Callable[[str], Any]) -> MessageTypes:
+        """Resolve every class by full type name, e.g. ``lookup("std_msgs/msg/Header")``."""
+        names = {
+            "Time": "builtin_interfaces/msg/Time",
+            "Duration": "builtin_interfaces/msg/Duration",
+            "Header": "std_msgs/msg/Header",
+            "Point": "geometry_msgs/msg/Point",
+            "Quaternion": "geometry_msgs/msg/Quaternion",
+            "Vector3": "geometry_msgs/msg/Vector3",
+            "Pose": "geometry_msgs/msg/Pose",
+            "PoseWithCovariance": "geometry_msgs/msg/PoseWithCovariance",
+            "ColorRGBA": "std_msgs/msg/ColorRGBA",
+            "ObjectHypothesis": "vision_msgs/msg/ObjectHypothesis",
+            "ObjectHypothesisWithPose": "vision_msgs/msg/ObjectHypothesisWithPose",
+            "BoundingBox3D": "vision_msgs/msg/BoundingBox3D",
+            "Detection3D": "vision_msgs/msg/Detection3D",
+            "Detection3DArray": "vision_msgs/msg/Detection3DArray",
+            "CompressedImage": "sensor_msgs/msg/CompressedImage",
+            "MeshFile": "visualization_msgs/msg/MeshFile",
+            "Marker": "visualization_msgs/msg/Marker",
+            "MarkerArray": "visualization_msgs/msg/MarkerArray",
+            "KeyValue": "diagnostic_msgs/msg/KeyValue",
+            "DiagnosticStatus": "diagnostic_msgs/msg/DiagnosticStatus",
+            "DiagnosticArray": "diagnostic_msgs/msg/DiagnosticArray",
+        }
+        return cls(**{attr: lookup(name) for attr, name in names.items()})
+
+
+@cache
+def _fields(cls: Any) -> tuple[frozenset[str], frozenset[str]] | None:
+    """(accepted, required) field names of a message class; None = accept what is given.
+
+    rosbags classes are dataclasses and need every field; rclpy classes list theirs in
+    `get_fields_and_field_types()` and default the rest.
+    """
+    if is_dataclass(cls):
+        parameters = inspect.signature(cast(Callable[..., Any], cls)).parameters
+        names = frozenset(name for name in parameters if not name.startswith("__"))
+        required = frozenset(n for n in names if parameters[n].default is inspect.Parameter.empty)
+        return names, required
+    if hasattr(cls, "get_fields_and_field_types"):
+        names = frozenset(cls.get_fields_and_field_types())
+        return names, frozenset()
+    return None
+
+
+def _make(cls: Any, **values: Any) -> Any:
+    """Instantiate a message with every field given; fields the class lacks (distro) are dropped."""
+    fields = _fields(cls)
+    if fields is None:
+        return cls(**values)
+    names, required = fields
+    missing = required - values.keys()
+    if missing:
+        raise MessageError(f"{getattr(cls, '__name__', cls)}: fields {sorted(missing)} missing")
+    return cls(**{key: value for key, value in values.items() if key in names})
+
+
+@dataclass(frozen=True)
+class ImuSample:
+    """One validated IMU sample in REP-145 conventions (seconds, xyzw, m/s^2, rad/s)."""
+
+    stamp_s: float
+    orientation_xyzw: tuple[float, float, float, float]
+    specific_force: tuple[float, float, float]
+    angular_velocity: tuple[float, float, float]
+
+
+def imu_sample(msg: Any) -> ImuSample:
+    """Validate a sensor_msgs/Imu and extract its sample; MessageError names what is wrong."""
+    q, f, w = msg.orientation, msg.linear_acceleration, msg.angular_velocity
+    if float(msg.orientation_covariance[0]) == -1.0:
+        raise MessageError(
+            "Imu message has orientation_covariance[0] == -1 (no orientation estimate); the "
+            "wearable must publish its fused orientation (REP-145)"
+        )
+    quat = (float(q.x), float(q.y), float(q.z), float(q.w))
+    force = (float(f.x), float(f.y), float(f.z))
+    gyro = (float(w.x), float(w.y), float(w.z))
+    for name, values in (
+        ("orientation", quat),
+        ("linear_acceleration", force),
+        ("angular_velocity", gyro),
+    ):
+        if not all(math.isfinite(v) for v in values):
+            raise MessageError(f"Imu message has a non-finite {name}: {values}")
+    norm = math.sqrt(sum(v * v for v in quat))
+    if norm < 1e-6:
+        raise MessageError("Imu message has a zero orientation quaternion")
+    if abs(norm - 1.0) > 0.1:
+        raise MessageError(f"Imu orientation quaternion has norm {norm:.3f}, not 1")
+    quat_n = (quat[0] / norm, quat[1] / norm, quat[2] / norm, quat[3] / norm)
+    return ImuSample(stamp_ns(msg.header.stamp) * 1e-9, quat_n, force, gyro)
+
+
+def _time(types: MessageTypes, nanoseconds: int) -> Any:
+    return _make(types.Time, sec=nanoseconds // 1_000_000_000, nanosec=nanoseconds % 1_000_000_000)
+
+
+def _header(types: MessageTypes, nanoseconds: int, frame_id: str) -> Any:
+    return _make(types.Header, stamp=_time(types, nanoseconds), frame_id=frame_id)
+
+
+def _pose(types: MessageTypes, position: Any) -> Any:
+    return _make(
+        types.Pose,
+        position=_make(
+            types.Point, x=float(position[0]), y=float(position[1]), z=float(position[2])
+        ),
+        orientation=_make(types.Quaternion, x=0.0, y=0.0, z=0.0, w=1.0),
+    )
+
+
+def _vector(types: MessageTypes, values: Any) -> Any:
+    return _make(types.Vector3, x=float(values[0]), y=float(values[1]), z=float(values[2]))
+
+
+def result_stamp_ns(result: FrameResult, stamp_ns: int | None) -> int:
+    """The frame's stamp in ns: the caller's exact LiDAR header stamp if given, else rounded."""
+    return stamp_ns if stamp_ns is not None else round(result.stamp_s * 1e9)
+
+
+def detections_msg(
+    result: FrameResult, types: MessageTypes, *, frame_id: str, stamp_ns: int | None = None
+) -> Any:
+    """`/reid/identities`: one Detection3D per track (ARCHITECTURE.md), identity or "unknown"."""
+    now = result_stamp_ns(result, stamp_ns)
+    detections = []
+    for track in result.tracks:
+        hypothesis = _make(
+            types.ObjectHypothesisWithPose,
+            hypothesis=_make(
+                types.ObjectHypothesis,
+                class_id=track.identity if track.identity is not None else UNKNOWN,
+                score=float(min(1.0, max(0.0, track.score))),
+            ),
+            pose=_make(
+                types.PoseWithCovariance,
+                pose=_pose(types, track.position),
+                covariance=np.zeros(36, dtype=np.float64),
+            ),
+        )
+        detections.append(
+            _make(
+                types.Detection3D,
+                header=_header(types, now, frame_id),
+                results=[hypothesis],
+                bbox=_make(
+                    types.BoundingBox3D,
+                    center=_pose(types, track.position),
+                    size=_vector(types, track.extent),
+                ),
+                id=str(track.track_id),
+            )
+        )
+    return _make(
+        types.Detection3DArray, header=_header(types, now, frame_id), detections=detections
+    )
+
+
+def identity_colour(identity: str | None) -> tuple[float, float, float]:
+    """Stable RGB per identity (hue from a CRC of the name); grey for unknown."""
+    if identity is None:
+        return (0.6, 0.6, 0.6)
+    hue = (zlib.crc32(identity.encode("utf-8")) % 360) / 360.0
+    return colorsys.hsv_to_rgb(hue, 0.85, 0.95)
+
+
+def _marker(
+    types: MessageTypes,
+    *,
+    header: Any,
+    ns: str,
+    marker_id: int,
+    marker_type: int,
+    action: int,
+    position: Any,
+    scale: Any,
+    colour: tuple[float, float, float, float],
+    text: str,
+) -> Any:
+    return _make(
+        types.Marker,
+        header=header,
+        ns=ns,
+        id=marker_id,
+        type=marker_type,
+        action=action,
+        pose=_pose(types, position),
+        scale=_vector(types, scale),
+        color=_make(types.ColorRGBA, r=colour[0], g=colour[1], b=colour[2], a=colour[3]),
+        lifetime=_make(types.Duration, sec=0, nanosec=MARKER_LIFETIME_NS),
+        frame_locked=False,
+        points=[],
+        colors=[],
+        texture_resource="",
+        texture=_make(
+            types.CompressedImage, header=header, format="", data=np.zeros(0, dtype=np.uint8)
+        ),
+        uv_coordinates=[],
+        text=text,
+        mesh_resource="",
+        mesh_file=_make(types.MeshFile, filename="", data=np.zeros(0, dtype=np.uint8)),
+        mesh_use_embedded_materials=False,
+    )
+
+
+def markers_msg(
+    result: FrameResult, types: MessageTypes, *, frame_id: str, stamp_ns: int | None = None
+) -> Any:
+    """`/reid/markers`: DELETEALL, then per track a translucent box and a text label."""
+    header = _header(types, result_stamp_ns(result, stamp_ns), frame_id)
+    marker = types.Marker
+    markers = [
+        _marker(
+            types,
+            header=header,
+            ns=MARKER_NS_BOX,
+            marker_id=0,
+            marker_type=marker.CUBE,
+            action=marker.DELETEALL,
+            position=(0, 0, 0),
+            scale=(1, 1, 1),
+            colour=(0, 0, 0, 0),
+            text="",
+        )
+    ]
+    for track in result.tracks:
+        r, g, b = identity_colour(track.identity)
+        name = track.identity if track.identity is not None else UNKNOWN
+        size = np.maximum(np.asarray(track.extent, np.float64), 0.05)
+        markers.append(
+            _marker(
+                types,
+                header=header,
+                ns=MARKER_NS_BOX,
+                marker_id=track.track_id,
+                marker_type=marker.CUBE,
+                action=marker.ADD,
+                position=track.position,
+                scale=size,
+                colour=(r, g, b, 0.35),
+                text="",
+            )
+        )
+        label_at = np.asarray(track.position, np.float64) + np.array([0.0, 0.0, size[2] / 2 + 0.3])
+        markers.append(
+            _marker(
+                types,
+                header=header,
+                ns=MARKER_NS_LABEL,
+                marker_id=track.track_id,
+                marker_type=marker.TEXT_VIEW_FACING,
+                action=marker.ADD,
+                position=label_at,
+                scale=(0.0, 0.0, 0.25),
+                colour=(r, g, b, 1.0),
+                text=f"{track.track_id}: {name} {track.score:.2f}",
+            )
+        )
+    return _make(types.MarkerArray, markers=markers)
+
+
+def _status(
+    types: MessageTypes, *, level: int, name: str, message: str, values: dict[str, str]
+) -> Any:
+    return _make(
+        types.DiagnosticStatus,
+        level=level,
+        name=name,
+        message=message,
+        hardware_id="rt_reid",
+        values=[_make(types.KeyValue, key=k, value=v) for k, v in values.items()],
+    )
+
+
+def latency_msg(
+    result: FrameResult,
+    types: MessageTypes,
+    *,
+    receipt_to_publish_s: float | None = None,
+    stamp_ns: int | None = None,
+) -> Any:
+    """Latency as diagnostic_msgs/DiagnosticArray: one status, `<stage>_ms` key/values.
+
+    `receipt_to_publish_s` (measured by the node from message receipt to publish) is added as
+    `receipt_to_publish_ms` when given.
+    """
+    values = {f"{stage}_ms": f"{seconds * 1e3:.3f}" for stage, seconds in result.timings.items()}
+    values.update(
+        {f"perception.{k}_ms": f"{v * 1e3:.3f}" for k, v in result.perception_timings.items()}
+    )
+    if receipt_to_publish_s is not None:
+        values["receipt_to_publish_ms"] = f"{receipt_to_publish_s * 1e3:.3f}"
+    status = _status(
+        types,
+        level=types.DiagnosticStatus.OK,
+        name=LATENCY_STATUS,
+        message=f"{len(result.tracks)} tracks",
+        values=values,
+    )
+    return _make(
+        types.DiagnosticArray,
+        header=_header(types, result_stamp_ns(result, stamp_ns), ""),
+        status=[status],
+    )
+
+
+def diagnostics_msg(diag: PipelineDiagnostics, types: MessageTypes, *, stamp_ns: int) -> Any:
+    """`/diagnostics`: pipeline status (backend, frames, drops, resets) and one status per IMU."""
+    ok, warn = types.DiagnosticStatus.OK, types.DiagnosticStatus.WARN
+    unknown = ",".join(f"{i}/{s}" for i, s in diag.unknown_imu_devices)
+    reasons = list(diag.warnings)
+    if unknown:
+        reasons.append(f"IMU devices not configured (ignored): {unknown}")
+    statuses = [
+        _status(
+            types,
+            level=warn if reasons or diag.dropped_frames else ok,
+            name="rt_reid: pipeline",
+            message="; ".join(reasons) if reasons else f"backend {diag.backend}",
+            values={
+                "backend": diag.backend,
+                "frames": str(diag.frames),
+                "dropped_frames": str(diag.dropped_frames),
+                **{f"dropped.{k}": str(v) for k, v in sorted(diag.dropped_by_reason.items())},
+                "resets": str(diag.resets),
+                "encoded_windows": str(diag.encoded_windows),
+                "unknown_imu_devices": unknown,
+                "silent_identities": ",".join(diag.silent_identities),
+                "warnings": " | ".join(diag.warnings),
+            },
+        )
+    ]
+    for (identity, site), stats in sorted(diag.imu_devices.items()):
+        incomplete = {k: v for k, v in diag.imu_incomplete.items() if k.startswith(f"{identity}/")}
+        silent = identity in diag.silent_identities
+        values = {
+            "accepted": str(stats.accepted),
+            "resets": str(stats.resets),
+            "newest_stamp": "" if stats.newest_stamp is None else f"{stats.newest_stamp:.6f}",
+        }
+        values.update({f"rejected.{k}": str(v) for k, v in sorted(stats.rejected.items())})
+        values.update({f"incomplete.{k}": str(v) for k, v in sorted(incomplete.items())})
+        statuses.append(
+            _status(
+                types,
+                level=warn if silent else ok,
+                name=f"rt_reid: imu {identity}/{site}",
+                message="silent" if silent else "streaming",
+                values=values,
+            )
+        )
+    return _make(types.DiagnosticArray, header=_header(types, stamp_ns, ""), status=statuses)
