@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import pkgutil
 import subprocess
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 import rt_reid
+from tests.source_imports import imported_roots
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("torch", "rclpy", "rt_reid_sim", "despite")
@@ -25,17 +25,6 @@ def runtime_modules() -> list[str]:
     ]
     assert "rt_reid.runtime.pipeline" in names  # the walk found the package
     return names
-
-
-def imported_roots(path: Path) -> set[str]:
-    """Top-level package of every import statement in a file, at any nesting level."""
-    roots: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        if isinstance(node, ast.Import):
-            roots.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            roots.add(node.module.split(".")[0])
-    return roots
 
 
 def test_no_runtime_module_imports_a_forbidden_package_even_lazily() -> None:
