@@ -1,21 +1,22 @@
-"""ROS parameter declarations derived from the pipeline's JSON schema (no rclpy import here).
+"""ROS parameter declarations derived from the pipeline's parameter source (no rclpy import here).
 
-The node declares one ROS parameter per schema leaf, named by its dotted path (a ROS params file
-nests them: ``identities: {names: [...]}`` is the parameter ``identities.names``), with the
-schema's description, type, range and default. The values it reads back are nested again and
-validated by `rt_reid.config.ReidConfig.from_dict`, exactly like ``load_config`` does for the
-non-ROS commands. Keys that are free-form maps in the schema are declared per configured
-identity and site (`layout_specs`, `clock_offset_specs`). Site-dependent values have no default
-in the schema and are declared without a value, so a missing one is reported, never defaulted.
+The node declares one ROS parameter per leaf of `rt_reid.config.schema()` (the bundled schema,
+checked against the stages' params dataclasses, whose defaults it carries), named by its dotted
+path (a ROS params file nests them: ``identities: {names: [...]}`` is the parameter
+``identities.names``), with the schema's description, type, range and default. The values it
+reads back are nested again and validated by `rt_reid.config.ReidConfig.from_dict`, exactly like
+``load_config`` does for the non-ROS commands. Keys that are free-form maps in the schema are
+declared per configured identity and site (`layout_specs`, `clock_offset_specs`).
+Site-dependent values have no default in the schema and are declared without a value, so a
+missing one is reported, never defaulted.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from rt_reid.config import SCHEMA_DIR, schema
+from rt_reid.config import schema
 from rt_reid.errors import ConfigError
 
 Kind = Literal[
@@ -61,19 +62,6 @@ class ParamSpec:
         return "; ".join(parts)
 
 
-def _resolve(node: dict[str, Any]) -> dict[str, Any]:
-    """Follow a relative file ``$ref`` (the perception section lives in its own schema file)."""
-    ref = node.get("$ref")
-    if ref is None:
-        return node
-    path = SCHEMA_DIR / ref
-    try:
-        resolved: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot read schema {path} referenced by $ref: {err}") from err
-    return resolved
-
-
 def _bound(node: dict[str, Any], inclusive: str, exclusive: str) -> float | None:
     """A numeric bound (ROS ranges are inclusive; exclusiveness is checked by the schema)."""
     value = node.get(inclusive, node.get(exclusive))
@@ -84,7 +72,7 @@ def _leaf(name: str, node: dict[str, Any]) -> ParamSpec:
     """Spec of a scalar or array leaf."""
     kind_name = node.get("type")
     if kind_name == "array":
-        items = _resolve(node.get("items", {}))
+        items = node.get("items", {})
         kind = ARRAY_KINDS.get(str(items.get("type")))
         choices = tuple(items.get("enum", ()))
         bounds = items
@@ -110,7 +98,6 @@ def parameter_specs() -> list[ParamSpec]:
     specs: list[ParamSpec] = []
 
     def walk(node: dict[str, Any], prefix: str) -> None:
-        node = _resolve(node)
         if node.get("type") == "object" and "properties" in node:
             for key, child in node["properties"].items():
                 walk(child, f"{prefix}.{key}" if prefix else key)

@@ -8,6 +8,7 @@ publisher per registered (identity, site) is created at start-up from the key re
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -21,6 +22,7 @@ from rt_reid_nodes.messages import lookup
 from rt_reid_nodes.spin import run_node
 from sensor_msgs.msg import Imu
 
+from rt_reid.cli.live import DOC, IngestTiming
 from rt_reid.errors import ConfigError
 from rt_reid.wearables.ingest import WearableIngest
 from rt_reid.wearables.keys import KeyStore
@@ -46,11 +48,14 @@ class WearableBridge(Node):
             "keys_dir",
             "key directory from `rt-reid keys create` (server key, allow-list, registry)",
         )
-        max_delay_s = self._declare_seconds(
-            "max_delay_s", 1.0, "packets later than this, relative to their stream, are stale"
-        )
-        stream_timeout_s = self._declare_seconds(
-            "stream_timeout_s", 5.0, "a stream silent this long is forgotten (device restart)"
+        defaults = IngestTiming()
+        timing = IngestTiming(
+            **{
+                item.name: self._declare_seconds(
+                    item.name, getattr(defaults, item.name), item.metadata[DOC]
+                )
+                for item in dataclasses.fields(IngestTiming)
+            }
         )
         keys = KeyStore(keys_dir)
         self._types = ImuTypes.from_lookup(lookup)
@@ -66,8 +71,8 @@ class WearableBridge(Node):
             endpoint=endpoint,
             keys=keys,
             sink=self._publish,
-            max_delay_s=max_delay_s,
-            stream_timeout_s=stream_timeout_s,
+            max_delay_s=timing.max_delay_s,
+            stream_timeout_s=timing.stream_timeout_s,
         )
         self._ingest.start()
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)

@@ -1,38 +1,51 @@
 """Pipeline parameters: YAML (ROS 2 params file) -> dict -> JSON schema -> frozen dataclasses.
 
 The same `ReidConfig.from_dict` is used by `load_config` (a params file) and by the ROS node (a
-dict built from its declared parameters), so both validate identically. The schema
-(`rt_reid/schema/reid.schema.json`, with the `perception` section from `perception.schema.json`)
-holds every key, its meaning and the defaults of tuning values; site-dependent values (model
-directory, identities, perception geometry) have no defaults and must be given.
+dict built from its declared parameters), so both validate identically. One parameter source:
+each stage's frozen params dataclass is the truth for its keys (and for a default where its
+field has one); `BINDINGS` says which schema section each dataclass fills, and `from_dict` builds
+every one of them from its section generically. The schema (`rt_reid/schema/reid.schema.json`,
+its `perception` section in `perception.schema.json`) adds each key's meaning, range and the
+defaults that no dataclass carries; `schema()` bundles the two files and fills in the dataclass
+defaults, and tests/test_parameter_source.py checks schema, dataclasses, ROS declarations, the
+shipped YAML and the README tables (`rt_reid.params_doc`) against each other. Site-dependent
+values (model directory, identities, perception geometry) have no defaults and must be given.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, cast, get_args, get_origin, get_type_hints
 
 import jsonschema
 import yaml
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
 from rt_reid.errors import ConfigError, ReidError
 from rt_reid.layouts import WearableLayout, get_layout
 from rt_reid.paths import find_data
-from rt_reid.runtime.identity import Calibration, EvidenceParams
+from rt_reid.runtime.identity import EvidenceParams
 from rt_reid.runtime.imu_buffer import ImuStoreParams
 from rt_reid.runtime.inference import Backend
 from rt_reid.runtime.perception import PerceptionParams
+from rt_reid.runtime.perception.params import (
+    BackgroundParams,
+    ClusterParams,
+    GroundParams,
+    RoiParams,
+    TrackerParams,
+)
 from rt_reid.runtime.physics import PhysicsParams
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
 SCHEMA_NAME = "reid.schema.json"
+PERCEPTION_SCHEMA_NAME = "perception.schema.json"
 ROS_PARAMETERS = "ros__parameters"
 DEFAULT_NODE = "reid_node"
 
@@ -70,6 +83,62 @@ class ContinuityParams:
 
     max_gap_s: float
     speed_mps: float
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The schema section that one params dataclass fills, and how its fields are named there.
+
+    A field's key is its name, unless `renames` (field -> key) says otherwise; a field that is
+    itself a dataclass is flattened with its name as prefix (`EvidenceParams.calibration.slope`
+    is `identity.calibration_slope`).
+    """
+
+    section: str  # dotted path of the schema object, e.g. "identity" or "perception.roi"
+    cls: type[Any]
+    renames: Mapping[str, str] = field(default_factory=dict)
+
+    def keys(self) -> dict[str, tuple[tuple[str, ...], Any, Any]]:
+        """Schema key -> (field path in `cls`, type annotation, dataclass default or MISSING)."""
+        return _field_keys(self.cls, self.renames, "")
+
+    def build(self, section: Mapping[str, Any]) -> Any:
+        """The dataclass from its validated section (numbers coerced to the annotated types)."""
+        try:
+            return _build(self.cls, section, self.renames, "")
+        except ReidError as err:
+            raise ConfigError(str(err)) from err
+
+
+# Every params dataclass and the section it fills. The schema must describe exactly their keys
+# plus DIRECT_KEYS (tests/test_parameter_source.py), so a key added on one side only fails a test.
+BINDINGS: tuple[Binding, ...] = (
+    Binding("inference", InferenceParams),
+    Binding("windows", WindowParams),
+    Binding("imu", ImuStoreParams),
+    Binding("identity", EvidenceParams),
+    Binding(
+        "identity",
+        ContinuityParams,
+        renames={"max_gap_s": "continuity_gap_s", "speed_mps": "continuity_speed_mps"},
+    ),
+    Binding("physics", PhysicsParams),
+    Binding("perception.roi", RoiParams),
+    Binding("perception.ground", GroundParams),
+    Binding("perception.background", BackgroundParams),
+    Binding("perception.cluster", ClusterParams),
+    Binding("perception.tracker", TrackerParams),
+)
+# Keys that `ReidConfig.from_dict` reads itself: they are cross-checked against each other
+# (layouts of configured identities, clock offsets of their sites), not one stage's parameters.
+DIRECT_KEYS = (
+    "frame_id",
+    "model_dir",
+    "identities.names",
+    "identities.layout",
+    "identities.layouts",
+    "imu.clock_offsets_s",
+)
 
 
 @dataclass(frozen=True)
@@ -125,7 +194,13 @@ class ReidConfig:
                 f"identity.keep_evidence ({idp['keep_evidence']}) must be <= "
                 f"identity.assign_evidence ({idp['assign_evidence']})"
             )
-        imu = filled["imu"]
+        # The perception groups are built (and type-checked) by PerceptionParams itself, which
+        # other callers use without a parameter file; every other stage generically here.
+        built = {
+            b.cls: b.build(filled[b.section])
+            for b in BINDINGS
+            if not b.section.startswith("perception.")
+        }
         perception = PerceptionParams.from_dict(filled["perception"])
         filled["perception"] = perception.to_dict()
         return cls(
@@ -133,37 +208,12 @@ class ReidConfig:
             model_dir=filled["model_dir"],
             identities=tuple(ident["names"]),
             layouts=layouts,
-            inference=InferenceParams(**filled["inference"]),
-            windows=WindowParams(**filled["windows"]),
-            imu=ImuParams(
-                store=ImuStoreParams(
-                    buffer_s=float(imu["buffer_s"]),
-                    max_rate_hz=float(imu["max_rate_hz"]),
-                    max_gap_s=float(imu["max_gap_s"]),
-                    clock_jump_s=float(imu["clock_jump_s"]),
-                    silence_s=float(imu["silence_s"]),
-                ),
-                clock_offsets_s=offsets,
-            ),
-            identity=EvidenceParams(
-                llr_slope=float(idp["llr_slope"]),
-                llr_threshold=float(idp["llr_threshold"]),
-                llr_clip=float(idp["llr_clip"]),
-                half_life_s=float(idp["half_life_s"]),
-                max_evidence=float(idp["max_evidence"]),
-                assign_evidence=float(idp["assign_evidence"]),
-                keep_evidence=float(idp["keep_evidence"]),
-                calibration=Calibration(
-                    float(idp["calibration_slope"]), float(idp["calibration_intercept"])
-                ),
-                learned_weight=float(idp["learned_weight"]),
-                physics_weight=float(idp["physics_weight"]),
-            ),
-            continuity=ContinuityParams(
-                max_gap_s=float(idp["continuity_gap_s"]),
-                speed_mps=float(idp["continuity_speed_mps"]),
-            ),
-            physics=_physics_params(filled["physics"]),
+            inference=built[InferenceParams],
+            windows=built[WindowParams],
+            imu=ImuParams(store=built[ImuStoreParams], clock_offsets_s=offsets),
+            identity=built[EvidenceParams],
+            continuity=built[ContinuityParams],
+            physics=built[PhysicsParams],
             perception=perception,
             raw=filled,
         )
@@ -182,21 +232,6 @@ class ReidConfig:
     def identity_sites(self) -> dict[str, tuple[str, ...]]:
         """identity -> its IMU sites in the encoder's block order."""
         return {name: self.layouts[name].sites for name in self.identities}
-
-
-def _physics_params(section: dict[str, Any]) -> PhysicsParams:
-    """The validated `physics` section as `PhysicsParams` (bands odd, one weight per feature)."""
-    try:
-        return PhysicsParams(
-            smoothing_frames=tuple(int(k) for k in section["smoothing_frames"]),
-            half_life_s=float(section["half_life_s"]),
-            min_points=int(section["min_points"]),
-            weights=tuple(float(w) for w in section["weights"]),
-            bias=float(section["bias"]),
-            max_llr=float(section["max_llr"]),
-        )
-    except ReidError as err:
-        raise ConfigError(str(err)) from err
 
 
 def load_config(path: Path | str, *, node_name: str | None = None) -> ReidConfig:
@@ -228,32 +263,102 @@ def load_config(path: Path | str, *, node_name: str | None = None) -> ReidConfig
         raise ConfigError(f"{path}: {err}") from err
 
 
+def _field_keys(
+    cls: type[Any], renames: Mapping[str, str], prefix: str
+) -> dict[str, tuple[tuple[str, ...], Any, Any]]:
+    """`Binding.keys` for `cls`, its keys prefixed (nested dataclass fields flattened)."""
+    keys: dict[str, tuple[tuple[str, ...], Any, Any]] = {}
+    hints = get_type_hints(cls)
+    for item in dataclasses.fields(cls):
+        hint = hints[item.name]
+        if dataclasses.is_dataclass(hint):
+            for key, (path, sub_hint, default) in _field_keys(
+                cast(type[Any], hint), {}, f"{item.name}_"
+            ).items():
+                keys[key] = ((item.name, *path), sub_hint, default)
+            continue
+        default = item.default
+        if item.default_factory is not dataclasses.MISSING:
+            default = item.default_factory()
+        keys[prefix + renames.get(item.name, item.name)] = ((item.name,), hint, default)
+    return keys
+
+
+def _build(
+    cls: type[Any], section: Mapping[str, Any], renames: Mapping[str, str], prefix: str
+) -> Any:
+    """`Binding.build` for `cls`: every field whose key the section holds, others defaulted."""
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        hint = hints[item.name]
+        if dataclasses.is_dataclass(hint):
+            values[item.name] = _build(cast(type[Any], hint), section, {}, f"{item.name}_")
+            continue
+        key = prefix + renames.get(item.name, item.name)
+        if key in section:
+            values[item.name] = _coerce(hint, section[key])
+    return cls(**values)
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    """A schema-validated value as its annotation's type (YAML `2` for a float, lists as tuples)."""
+    if hint is float:
+        return float(value)
+    if hint is int:
+        return int(value)
+    if get_origin(hint) is tuple:
+        item_type = get_args(hint)[0]
+        return tuple(_coerce(item_type, v) for v in value)
+    return value
+
+
 @cache
 def schema() -> dict[str, Any]:
-    """The pipeline schema (its `perception` section is a $ref to perception.schema.json)."""
-    return cast(dict[str, Any], json.loads((SCHEMA_DIR / SCHEMA_NAME).read_text("utf-8")))
+    """The pipeline schema, bundled: the `perception` section from perception.schema.json, and
+    the dataclass defaults filled in where a key has no `default` of its own and is not required.
+    """
+    root = _read_schema(SCHEMA_NAME)
+    perception = _read_schema(PERCEPTION_SCHEMA_NAME)
+    root["properties"]["perception"] = {k: v for k, v in perception.items() if k[0] != "$"}
+    for binding in BINDINGS:
+        node = schema_node(root, binding.section)
+        for key, (_, _, default) in binding.keys().items():
+            prop = node["properties"].get(key)
+            if (
+                prop is not None
+                and default is not dataclasses.MISSING
+                and "default" not in prop
+                and key not in node.get("required", ())
+            ):
+                prop["default"] = list(default) if isinstance(default, tuple) else default
+    return root
 
 
-@cache
-def _perception_schema() -> dict[str, Any]:
-    """The PERCEPTION section's schema, shipped next to ours."""
-    path = SCHEMA_DIR / "perception.schema.json"
+def schema_node(root: dict[str, Any], section: str) -> dict[str, Any]:
+    """The schema object of a dotted section path ("perception.roi")."""
+    node = root
+    for part in section.split("."):
+        node = node["properties"][part]
+    return node
+
+
+def _read_schema(name: str) -> dict[str, Any]:
+    """One schema file shipped in rt_reid/schema."""
+    path = SCHEMA_DIR / name
     try:
         return cast(dict[str, Any], json.loads(path.read_text("utf-8")))
     except (OSError, json.JSONDecodeError) as err:
-        raise ConfigError(f"cannot read the perception schema {path}: {err}") from err
+        raise ConfigError(f"cannot read the parameter schema {path}: {err}") from err
 
 
 @cache
 def _validator() -> jsonschema.protocols.Validator:
-    """Draft 2020-12 validator with perception.schema.json resolvable as a relative $ref."""
+    """Draft 2020-12 validator of the bundled schema."""
     root = schema()
-    uri = root["$id"].rsplit("/", 1)[0] + "/perception.schema.json"
-    resource = Resource.from_contents(_perception_schema(), default_specification=DRAFT202012)
-    registry: Registry[Any] = Registry().with_resource(uri, resource)
     validator_cls = jsonschema.validators.validator_for(root)
     validator_cls.check_schema(root)
-    return validator_cls(root, registry=registry)
+    return validator_cls(root)
 
 
 def non_finite_keys(data: Any, prefix: str = "") -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from rt_reid.config import ReidConfig, load_config, schema
+from rt_reid.config import ContinuityParams, ReidConfig, load_config, schema
 from rt_reid.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -137,3 +137,23 @@ def test_model_path_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     params["model_dir"] = "models/does_not_exist"
     with pytest.raises(ConfigError, match="cannot find 'models/does_not_exist'"):
         ReidConfig.from_dict(params).model_path()
+
+
+def test_every_stage_is_built_from_its_section() -> None:
+    """YAML integers for numbers become floats, lists tuples; renamed keys reach their fields."""
+    params = _params()
+    params["identity"].update(half_life_s=15, continuity_gap_s=3, calibration_intercept=1)
+    params["physics"].update(bias=-2, weights=[1, 0, 0, 0, 0])
+    cfg = ReidConfig.from_dict(params)
+    assert type(cfg.identity.half_life_s) is float
+    assert cfg.identity.calibration.intercept == 1.0
+    assert cfg.continuity == ContinuityParams(max_gap_s=3.0, speed_mps=1.5)
+    assert cfg.physics.weights == (1.0, 0.0, 0.0, 0.0, 0.0)
+    assert type(cfg.physics.bias) is float
+
+
+def test_a_stage_refusal_names_the_key() -> None:
+    params = _params()
+    params["physics"]["weights"] = [0.1, 0.2, 0.3]
+    with pytest.raises(ConfigError, match=r"physics\.weights has 3 values"):
+        ReidConfig.from_dict(params)

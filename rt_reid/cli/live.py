@@ -3,10 +3,35 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 LOG = logging.getLogger(__name__)
+DOC = "doc"  # field metadata key: the parameter's meaning (CLI help, ROS descriptor, README)
+
+
+@dataclass(frozen=True)
+class IngestTiming:
+    """Replay-guard timing of the wearable ingest: the one source of these defaults for
+    `rt-reid run` (``--max-delay-s``, ``--stream-timeout-s``) and the ROS ``wearable_bridge``.
+    """
+
+    max_delay_s: float = field(
+        default=1.0,
+        metadata={
+            DOC: "wearable packets later than this, relative to their stream's best delay, are "
+            "rejected as stale (s)"
+        },
+    )
+    stream_timeout_s: float = field(
+        default=5.0,
+        metadata={
+            DOC: "a wearable stream silent this long is forgotten, so a restarted device is "
+            "accepted (s)"
+        },
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,18 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Unix time at which the bag's start plays (default: now); give `rt-reid wearables "
         "--start-at` the same value when it replays the same bag",
     )
-    parser.add_argument(
-        "--max-delay-s",
-        type=float,
-        default=1.0,
-        help="wearable packets later than this (relative to their stream) are rejected as stale",
-    )
-    parser.add_argument(
-        "--stream-timeout-s",
-        type=float,
-        default=5.0,
-        help="a wearable stream silent this long is forgotten (a restarted device is accepted)",
-    )
+    for item in dataclasses.fields(IngestTiming):
+        parser.add_argument(
+            f"--{item.name.replace('_', '-')}",
+            type=float,
+            default=item.default,
+            help=f"{item.metadata[DOC]}; default {item.default}",
+        )
 
 
 def run(args: argparse.Namespace) -> int:

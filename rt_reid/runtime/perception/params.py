@@ -2,8 +2,10 @@
 
 Every group is a frozen keyword-only dataclass; `PerceptionParams.from_dict` builds them from the
 parsed YAML section (unknown keys and wrong types raise ConfigError naming the key) and
-`to_dict` writes them back. The JSON schema `rt_reid/schema/perception.schema.json` describes the
-same keys and is checked against these classes by the tests.
+`to_dict` writes them back. The field defaults here are the only copy of the perception defaults:
+`rt_reid/schema/perception.schema.json` gives the same keys their meanings and types,
+`rt_reid.config.schema()` fills these defaults in, and tests/test_parameter_source.py checks
+that the two name the same keys.
 """
 
 from __future__ import annotations
