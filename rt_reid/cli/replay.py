@@ -1,8 +1,14 @@
-"""`rt-reid replay IN_BAG --model DIR --out OUT_BAG [--report DIR]`: score the pipeline on a bag."""
+"""`rt-reid replay IN_BAG... --model DIR --out OUT [--report DIR]`: score the pipeline on bags.
+
+One bag replays in this process into the output bag OUT. Several bags (or a folder of rosbag2
+folders) replay in parallel worker processes into OUT/<bag name>, with one combined report.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +16,7 @@ from rt_reid.errors import ReidError
 from rt_reid.names import Topic
 
 if TYPE_CHECKING:  # the pipeline is imported only when a replay runs (fast --help)
+    from rt_reid.config import ReidConfig
     from rt_reid.evaluation.replay import ReplayResult
 
 DEFAULT_CONFIG = "config/reid.yaml"
@@ -17,10 +24,40 @@ DEFAULT_CONFIG = "config/reid.yaml"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Replay options."""
-    parser.add_argument("in_bag", type=Path, help="input rosbag2 (directory or .mcap/.db3 bag)")
+    parser.add_argument(
+        "in_bags",
+        type=Path,
+        nargs="+",
+        metavar="IN_BAG",
+        help="input rosbag2 (directory or .mcap/.db3 bag), or a folder of rosbag2 folders; "
+        "several bags replay in parallel",
+    )
     parser.add_argument("--model", type=Path, required=True, help="exported model directory")
-    parser.add_argument("--out", type=Path, required=True, help="output MCAP bag (must not exist)")
-    parser.add_argument("--report", type=Path, default=None, help="write report.md + plots here")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        help="output MCAP bag (must not exist); with several bags, a new folder with one output "
+        "bag per input bag",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        help="write report.md + plots here (several bags: one sub-folder per bag)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive_int,
+        default=None,
+        help="worker processes for several bags (default: the CPUs, at most one per bag)",
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        help="write the combined report (one row per bag + pooled totals) as JSON here",
+    )
     parser.add_argument(
         "--config",
         type=Path,
@@ -36,6 +73,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def load_replay_config(model: Path, config: Path | None) -> ReidConfig:
+    """The parameter file (default: the shipped one), once the model directory is known to exist."""
+    from rt_reid.config import load_config
+    from rt_reid.paths import find_data
+
+    if not model.is_dir():
+        raise ReidError(f"model directory {model} does not exist")
+    return load_config(config if config is not None else find_data(DEFAULT_CONFIG))
+
+
 def replay_bag(
     in_bag: Path,
     *,
@@ -48,14 +106,10 @@ def replay_bag(
     """Replay one bag with a tqdm progress bar over its LiDAR frames."""
     from tqdm import tqdm
 
-    from rt_reid.config import load_config
     from rt_reid.evaluation.replay import BagReplayer, input_topics
-    from rt_reid.paths import find_data
 
     check_output_path(out)
-    if not model.is_dir():
-        raise ReidError(f"model directory {model} does not exist")
-    cfg = load_config(config if config is not None else find_data(DEFAULT_CONFIG))
+    cfg = load_replay_config(model, config)
     frames = input_topics(in_bag).get(Topic.LIDAR, ("", 0))[1]
     replayer = BagReplayer(config=cfg, model_dir=model, backend=backend)
     with tqdm(
@@ -64,15 +118,15 @@ def replay_bag(
         return replayer.run(in_bag, out, progress=bar.update)
 
 
-def check_output_path(out: Path) -> None:
+def check_output_path(out: Path, what: str = "output bag") -> None:
     """ReidError unless `out` is a new path whose nearest existing parent is a writable folder."""
     if out.exists():
-        raise ReidError(f"output bag {out} already exists; choose a new --out path")
+        raise ReidError(f"{what} {out} already exists; choose a new --out path")
     parent = out.absolute().parent
     while not parent.exists():
         parent = parent.parent
     if not parent.is_dir():
-        raise ReidError(f"cannot create output bag {out}: {parent} is a file, not a folder")
+        raise ReidError(f"cannot create {what} {out}: {parent} is a file, not a folder")
 
 
 def summary_lines(result: ReplayResult) -> list[str]:
@@ -111,11 +165,22 @@ def summary_lines(result: ReplayResult) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Replay, print a summary and optionally write the report."""
-    from rt_reid.evaluation.report import write_report
+    """Replay one bag here or several in worker processes; exit 2 if any bag failed."""
+    from rt_reid.evaluation.batch import find_bags
+
+    bags = find_bags(args.in_bags)
+    if bags == args.in_bags and len(bags) == 1:
+        return run_one(args, bags[0])
+    return run_many(args, bags)
+
+
+def run_one(args: argparse.Namespace, bag: Path) -> int:
+    """Replay one bag in this process, print a summary and optionally write the reports."""
+    from rt_reid.evaluation.batch import combined_report, outcome
+    from rt_reid.evaluation.report import write_combined_json, write_report
 
     result = replay_bag(
-        args.in_bag,
+        bag,
         model=args.model,
         out=args.out,
         config=args.config,
@@ -127,4 +192,46 @@ def run(args: argparse.Namespace) -> int:
     print(f"output bag: {result.out_bag}")
     if args.report is not None:
         print(f"report: {write_report(result, args.report)}")
+    if args.json is not None:
+        report = combined_report([outcome(result)], wall_s=result.wall_s, workers=1)
+        print(f"combined report: {write_combined_json(report, args.json)}")
     return 0
+
+
+def run_many(args: argparse.Namespace, bags: list[Path]) -> int:
+    """Replay `bags` in parallel into --out/<name>; print the combined report; 2 if any failed."""
+    from tqdm import tqdm
+
+    from rt_reid.evaluation.batch import BagJob, combined_report, output_names, replay_many
+    from rt_reid.evaluation.report import combined_lines, write_combined_json
+
+    check_output_path(args.out, "output folder")
+    config = load_replay_config(args.model, args.config)
+    try:
+        args.out.mkdir(parents=True)
+    except OSError as err:
+        raise ReidError(f"cannot create output folder {args.out}: {err}") from err
+    jobs = [
+        BagJob(
+            bag=bag,
+            out_bag=args.out / name,
+            config=config,
+            model_dir=args.model,
+            backend=args.backend,
+            report_dir=None if args.report is None else args.report / name,
+        )
+        for bag, name in zip(bags, output_names(bags), strict=True)
+    ]
+    workers = min(args.jobs or os.cpu_count() or 1, len(jobs))
+    tic = time.perf_counter()
+    with tqdm(total=len(jobs), unit="bag", desc="replay", disable=args.no_progress) as bar:
+        outcomes = replay_many(jobs, workers=workers, on_done=lambda _: bar.update())
+    report = combined_report(outcomes, wall_s=time.perf_counter() - tic, workers=workers)
+    for line in combined_lines(report):
+        print(line)
+    print(f"output bags: {args.out}")
+    if args.report is not None:
+        print(f"reports: {args.report}")
+    if args.json is not None:
+        print(f"combined report: {write_combined_json(report, args.json)}")
+    return 2 if report["pooled"]["failed"] else 0

@@ -225,3 +225,104 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return str(value)
+
+
+# Columns of the combined many-bag table: header, width.
+COMBINED_COLUMNS = (
+    ("bag", 24),
+    ("status", 6),
+    ("frames", 7),
+    ("bag s", 7),
+    ("wall s", 7),
+    ("id acc", 8),
+    ("scored", 7),
+    ("wrong/fr", 8),
+    ("switches", 8),
+    ("MOTA", 6),
+)
+
+
+def _row(cells: list[str]) -> str:
+    """One table line: the bag name left-aligned, numbers right-aligned."""
+    (_, first), *rest = COMBINED_COLUMNS
+    return " ".join(
+        [cells[0].ljust(first)] + [c.rjust(w) for c, (_, w) in zip(cells[1:], rest, strict=True)]
+    ).rstrip()
+
+
+def combined_lines(report: dict[str, Any]) -> list[str]:
+    """The combined many-bag report as text: one row per bag, the pooled row, failures in full."""
+    lines = [_row([name for name, _ in COMBINED_COLUMNS])]
+    for row in report["bags"]:
+        name = Path(row["out_bag"]).name
+        s = row["summary"]
+        if s is None:
+            lines.append(_row([name, "FAILED", *[""] * (len(COMBINED_COLUMNS) - 2)]))
+            continue
+        identity = s.get("identity", {})
+        lines.append(
+            _row(
+                [
+                    name,
+                    "ok",
+                    str(s["frames"]),
+                    f"{s['bag_duration_s']:.1f}",
+                    f"{s['wall_s']:.1f}",
+                    _percent(identity.get("identity_accuracy")),
+                    str(identity.get("scored_person_frames", "-")),
+                    _fmt_or_dash(identity.get("wrong_claims_per_frame")),
+                    str(identity.get("id_switches", "-")),
+                    _fmt_or_dash(s.get("tracker", {}).get("mota")),
+                ]
+            )
+        )
+    p = report["pooled"]
+    identity = p.get("identity", {})
+    lines.append(
+        _row(
+            [
+                f"pooled ({p['replayed']} of {p['bags']} bags)",
+                "",
+                str(p["frames"]),
+                f"{p['bag_duration_s']:.1f}",
+                f"{p['replay_s']:.1f}",
+                _percent(identity.get("identity_accuracy")),
+                str(identity.get("scored_person_frames", "-")),
+                _fmt_or_dash(identity.get("wrong_claims_per_frame")),
+                str(identity.get("id_switches", "-")),
+                _fmt_or_dash(p.get("tracker", {}).get("mota")),
+            ]
+        )
+    )
+    if identity:
+        lines.append(
+            f"pooled identity accuracy: {identity['correct_person_frames']} correct of "
+            f"{identity['scored_person_frames']} scored person-frames over {identity['bags']} "
+            "bags with ground truth (pooled over person-frames, not a mean of per-bag accuracies)"
+        )
+    lines.append(
+        f"{p['bags']} bags, {p['workers']} worker processes: {p['bag_duration_s']:.1f} s of bags "
+        f"in {p['wall_s']:.1f} s wall = {_fmt(p['realtime_factor'], '.1f')}x real time"
+        + (f"; {p['failed']} failed" if p["failed"] else "")
+    )
+    lines += [f"failed: {row['in_bag']}: {row['error']}" for row in report["bags"] if row["error"]]
+    return lines
+
+
+def _percent(value: float | None) -> str:
+    """A rate as a percentage, "-" when the bag has no such score."""
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _fmt_or_dash(value: float | None) -> str:
+    """A rate with three decimals, "-" when the bag has no such score."""
+    return "-" if value is None else _fmt(value)
+
+
+def write_combined_json(report: dict[str, Any], path: Path) -> Path:
+    """Write the combined many-bag report (`rt_reid.evaluation.batch.combined_report`) as JSON."""
+    try:
+        path.write_text(json.dumps(report, indent=2, default=_jsonable) + "\n", encoding="utf-8")
+    except OSError as err:
+        raise ReidError(f"cannot write the combined report {path}: {err}") from err
+    return path
