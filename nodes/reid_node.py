@@ -223,20 +223,13 @@ class ReidNode(Node):
     def _on_imu(self, identity: str, site: str, msg: Any) -> None:
         """Buffer one IMU sample (cheap; never waits for inference)."""
         try:
-            sample = imu_sample(msg)
+            sample = imu_sample(msg, identity=identity, site=site)
         except MessageError as err:
             self.get_logger().warning(
                 f"invalid Imu on imu/{identity}/{site}: {err}", throttle_duration_sec=5.0
             )
             return
-        self._pipeline.add_imu(
-            identity,
-            site,
-            sample.stamp_s,
-            sample.orientation_xyzw,
-            sample.specific_force,
-            sample.angular_velocity,
-        )
+        self._pipeline.add_imu(sample)
 
     def _on_cloud(self, msg: Any) -> None:
         """Hand the cloud to the worker; a frame still waiting is dropped (and counted)."""

@@ -41,6 +41,7 @@ from rt_reid.io.bag import BagWriter, bag_topics, msg_class, read_messages
 from rt_reid.io.pointcloud import FrameIdCheck, FrameIdError, pointcloud2_to_xyz
 from rt_reid.layouts import WearableLayout, get_layout
 from rt_reid.names import MsgType, Topic, parse_imu_topic, stamp_ns
+from rt_reid.runtime.imu_sample import ImuBatch
 from rt_reid.runtime.manifest import load_manifest
 from rt_reid.runtime.pipeline import FrameResult, ReidPipeline
 
@@ -372,21 +373,21 @@ class BagReplayer:
                     else:
                         identity, site = streams[item.topic]
                         try:
-                            sample = ros_msgs.imu_sample(item.message)
+                            sample = ros_msgs.imu_sample(item.message, identity=identity, site=site)
                         except (MessageError, AttributeError, TypeError, ValueError) as err:
                             self._skip(result, "imu", err)
                             continue
                         result.imu_messages += 1
-                        rejected = pipeline.add_imu(
+                        one = ImuBatch(
                             identity,
                             site,
-                            sample.stamp_s,
-                            sample.orientation_xyzw,
-                            sample.specific_force,
-                            sample.angular_velocity,
+                            np.array([sample.stamp_s]),
+                            np.array([sample.orientation_xyzw]),
+                            np.array([sample.specific_force]),
+                            np.array([sample.angular_velocity]),
                         )
-                        if rejected is not None:
-                            result.skipped[f"imu_{rejected}"] += 1
+                        for reason, count in pipeline.add_imu_batch(one).items():
+                            result.skipped[f"imu_{reason}"] += count
                 if frame_ids.frame_id not in {None, config.frame_id}:
                     self._warn(
                         result,

@@ -3,7 +3,7 @@
 The ROS node builds it with ``MessageTypes.from_lookup(rt_reid_nodes.messages.lookup)``,
 tests and bag tools with ``MessageTypes.from_lookup(rt_reid.io.bag.msg_class)``. Every message is
 built with all of its fields passed explicitly (rosbags classes have no defaults; rclpy accepts
-the same keyword arguments).
+the same keyword arguments). Imu messages become `ImuSample`s (`imu_sample`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 
 from rt_reid.errors import MessageError
 from rt_reid.names import UNKNOWN, stamp_ns
+from rt_reid.runtime.imu_sample import ImuSample
 from rt_reid.runtime.pipeline import FrameResult, PipelineDiagnostics
 
 MARKER_NS_BOX, MARKER_NS_LABEL = "reid_boxes", "reid_labels"
@@ -113,41 +114,45 @@ def _make(cls: Any, **values: Any) -> Any:
     return cls(**{key: value for key, value in values.items() if key in names})
 
 
-@dataclass(frozen=True)
-class ImuSample:
-    """One validated IMU sample in REP-145 conventions (seconds, xyzw, m/s^2, rad/s)."""
-
-    stamp_s: float
-    orientation_xyzw: tuple[float, float, float, float]
-    specific_force: tuple[float, float, float]
-    angular_velocity: tuple[float, float, float]
-
-
-def imu_sample(msg: Any) -> ImuSample:
-    """Validate a sensor_msgs/Imu and extract its sample; MessageError names what is wrong."""
-    q, f, w = msg.orientation, msg.linear_acceleration, msg.angular_velocity
-    if float(msg.orientation_covariance[0]) == -1.0:
-        raise MessageError(
+def imu_problem(
+    quat: tuple[float, ...],
+    force: tuple[float, ...],
+    gyro: tuple[float, ...],
+    orientation_covariance0: float,
+) -> tuple[str | None, float]:
+    """(What is wrong with one Imu reading, or None; its quaternion norm): `imu_sample`'s rules."""
+    if orientation_covariance0 == -1.0:
+        return (
             "Imu message has orientation_covariance[0] == -1 (no orientation estimate); the "
-            "wearable must publish its fused orientation (REP-145)"
+            "wearable must publish its fused orientation (REP-145)",
+            math.nan,
         )
-    quat = (float(q.x), float(q.y), float(q.z), float(q.w))
-    force = (float(f.x), float(f.y), float(f.z))
-    gyro = (float(w.x), float(w.y), float(w.z))
     for name, values in (
         ("orientation", quat),
         ("linear_acceleration", force),
         ("angular_velocity", gyro),
     ):
         if not all(math.isfinite(v) for v in values):
-            raise MessageError(f"Imu message has a non-finite {name}: {values}")
+            return f"Imu message has a non-finite {name}: {values}", math.nan
     norm = math.sqrt(sum(v * v for v in quat))
     if norm < 1e-6:
-        raise MessageError("Imu message has a zero orientation quaternion")
+        return "Imu message has a zero orientation quaternion", norm
     if abs(norm - 1.0) > 0.1:
-        raise MessageError(f"Imu orientation quaternion has norm {norm:.3f}, not 1")
+        return f"Imu orientation quaternion has norm {norm:.3f}, not 1", norm
+    return None, norm
+
+
+def imu_sample(msg: Any, *, identity: str, site: str) -> ImuSample:
+    """Validate one sensor_msgs/Imu of `identity`/`site`; MessageError names what is wrong."""
+    q, f, w = msg.orientation, msg.linear_acceleration, msg.angular_velocity
+    quat = (float(q.x), float(q.y), float(q.z), float(q.w))
+    force = (float(f.x), float(f.y), float(f.z))
+    gyro = (float(w.x), float(w.y), float(w.z))
+    problem, norm = imu_problem(quat, force, gyro, float(msg.orientation_covariance[0]))
+    if problem is not None:
+        raise MessageError(problem)
     quat_n = (quat[0] / norm, quat[1] / norm, quat[2] / norm, quat[3] / norm)
-    return ImuSample(stamp_ns(msg.header.stamp) * 1e-9, quat_n, force, gyro)
+    return ImuSample(identity, site, stamp_ns(msg.header.stamp) * 1e-9, quat_n, force, gyro)
 
 
 def _time(types: MessageTypes, nanoseconds: int) -> Any:

@@ -1,7 +1,9 @@
 """Per-device IMU buffers: tolerant ingestion of out-of-order, duplicated, gappy wearable streams.
 
-Samples arrive one at a time from any thread (`ImuStore.add`), are validated cheaply and queued;
-they are merged into a time-sorted, bounded numpy buffer per (identity, site) when a window is read.
+Samples arrive from any thread, a batch at a time (`ImuStore.add_batch`: a frame's worth of
+messages, a wearable packet) or one by one (`ImuStore.add`: queued, validated with the next batch
+or read); they are validated with numpy and merged into a time-sorted, bounded numpy buffer per
+(identity, site) when a window is read.
 Windows are resampled onto LiDAR frame stamps with the shared `rt_reid.runtime.features` code, so
 the encoder sees exactly the features it was trained on.
 """
@@ -19,10 +21,10 @@ import numpy as np
 
 from rt_reid.arrays import F64Array, FloatArray
 from rt_reid.runtime.features import imu_features, resample_imu
+from rt_reid.runtime.imu_sample import SAMPLE_WIDTH, ImuBatch, ImuSample
 
 LOG = logging.getLogger(__name__)
 
-SAMPLE_WIDTH = 10  # per sample besides its stamp: quaternion xyzw, specific force, gyro
 PENDING_FLUSH = 1024  # queued samples merged eagerly beyond this, so memory stays bounded
 STREAM_SPACING_S = 1000.0  # time-axis spacing of devices resampled together (>> a window)
 
@@ -43,12 +45,14 @@ class DeviceStats:
 class DeviceBuffer:
     """Time-sorted samples of one IMU (stamps already in the LiDAR clock), bounded in time and size.
 
-    Input: samples in any order via `add`. Output: `samples(t0, t1)` covering [t0, t1] or the
-    reason it cannot. Rejections are counted by reason: "non_finite", "zero_quaternion",
-    "duplicate", "too_old" (older than the newest sample by more than the horizon; only possible
-    when `clock_jump_s` exceeds it) and "overflow" (rate above max_rate_hz). A sample older than
-    the newest one by more than `clock_jump_s` is a clock jump backwards: the buffer is cleared
-    and restarts from that sample. Samples older than the horizon expire silently.
+    Input: readings in any order, a batch at a time (`add`) or one by one (`queue`, validated
+    with the next batch or read, so a reading costs an append). Output: `samples(t0, t1)`
+    covering [t0, t1] or the reason it cannot. Rejections are counted by reason: "non_finite",
+    "zero_quaternion", "duplicate", "too_old" (older than the newest sample by more than the
+    horizon; only possible when `clock_jump_s` exceeds it) and "overflow" (rate above
+    max_rate_hz). A sample older than the newest one by more than `clock_jump_s` is a clock jump
+    backwards: the buffer is cleared and restarts from that sample. Samples older than the
+    horizon expire silently. Every decision is taken per reading in arrival order.
     """
 
     def __init__(self, *, horizon_s: float, max_rate_hz: float, clock_jump_s: float) -> None:
@@ -57,59 +61,133 @@ class DeviceBuffer:
         self._clock_jump_s = clock_jump_s
         self._stamps: F64Array = np.empty(0, dtype=np.float64)
         self._data: F64Array = np.empty((0, SAMPLE_WIDTH), dtype=np.float64)
-        self._pending: list[tuple[float, ...]] = []
-        self.stats = DeviceStats()
-        self.generation = 0  # bumped by clear(), so cached resamples of old samples are dropped
+        self._queued: list[tuple[float, ...]] = []  # readings not validated yet (`queue`)
+        self._pending: list[F64Array] = []  # validated (k, 1 + SAMPLE_WIDTH) rows, not merged
+        self._pending_rows = 0
+        self._stats = DeviceStats()
+        self._generation = 0  # bumped by clear(), so cached resamples of old samples are dropped
 
-    def add(self, stamp_s: float, values: Sequence[float]) -> str | None:
-        """Queue one sample (stamp, 10 values); return the rejection reason, or None if queued."""
-        if not (math.isfinite(stamp_s) and all(map(math.isfinite, values))):
-            self.stats.rejected["non_finite"] += 1
-            return "non_finite"
-        qx, qy, qz, qw = values[0], values[1], values[2], values[3]
-        if qx * qx + qy * qy + qz * qz + qw * qw < 1e-12:
-            self.stats.rejected["zero_quaternion"] += 1
-            return "zero_quaternion"
-        newest = self.stats.newest_stamp
-        if newest is not None and stamp_s < newest - self._clock_jump_s:
-            LOG.warning(
-                "IMU clock jumped back %.3f s (%.3f -> %.3f): device buffer reset",
-                newest - stamp_s,
-                newest,
-                stamp_s,
-            )
-            self.clear()
-            self.stats.resets += 1
-            newest = None
-        elif newest is not None and stamp_s < newest - self._horizon_s:
-            self.stats.rejected["too_old"] += 1
-            return "too_old"
-        if newest is None or stamp_s > newest:
-            self.stats.newest_stamp = stamp_s
-        self._pending.append((stamp_s, *values))
-        self.stats.accepted += 1
-        if len(self._pending) >= PENDING_FLUSH:
-            self._flush()
-        return None
+    @property
+    def stats(self) -> DeviceStats:
+        """The counters, with every queued reading validated."""
+        self._validate_queued()
+        return self._stats
+
+    @property
+    def generation(self) -> int:
+        """How often the buffer was cleared (queued readings validated first)."""
+        self._validate_queued()
+        return self._generation
+
+    def queue(self, stamp_s: float, values: Sequence[float]) -> None:
+        """Queue one reading (stamp, SAMPLE_WIDTH values) for validation with the next batch."""
+        self._queued.append((stamp_s, *values))
+        if len(self._queued) >= PENDING_FLUSH:
+            self._validate_queued()
+
+    def add(self, stamps_s: F64Array, values: F64Array) -> Counter[str]:
+        """Validate and keep readings (N,), (N, SAMPLE_WIDTH) in arrival order; rejections.
+
+        The same decisions as one reading at a time: a reading is judged against the newest
+        stamp of the readings accepted before it.
+        """
+        self._validate_queued()
+        return self._add(stamps_s, values)
+
+    def reject(self, reason: str, count: int) -> None:
+        """Count `count` readings refused before they reached the buffer (e.g. "bad_shape")."""
+        self._stats.rejected[reason] += count
+
+    def _validate_queued(self) -> None:
+        """Validate the readings `queue` collected, in their order."""
+        if self._queued:
+            rows = np.array(self._queued, dtype=np.float64)
+            self._queued.clear()
+            self._add(rows[:, 0], rows[:, 1:])
+
+    def _add(self, stamps: F64Array, values: F64Array) -> Counter[str]:
+        """`add` without the queued readings: value checks at once, then stamps in order."""
+        rejected: Counter[str] = Counter()
+        finite = np.isfinite(stamps) & np.isfinite(values).all(axis=1)
+        q = values[:, 0:4]
+        with np.errstate(over="ignore", invalid="ignore"):  # non-finite rows are rejected anyway
+            norm2 = ((q[:, 0] * q[:, 0] + q[:, 1] * q[:, 1]) + q[:, 2] * q[:, 2]) + q[:, 3] * q[
+                :, 3
+            ]
+        zero = finite & (norm2 < 1e-12)
+        for reason, mask in (("non_finite", ~finite), ("zero_quaternion", zero)):
+            count = int(np.count_nonzero(mask))
+            if count:
+                rejected[reason] += count
+        if rejected:
+            keep = finite & ~zero
+            stamps, values = stamps[keep], values[keep]
+        while len(stamps):
+            # newest accepted stamp before each reading; a reading older by more than
+            # clock_jump_s ends the run: the buffer restarts from it
+            newest = self._stats.newest_stamp
+            before = np.empty_like(stamps)
+            before[0] = -math.inf if newest is None else newest
+            np.maximum(before[0], np.maximum.accumulate(stamps[:-1]), out=before[1:])
+            jumps = np.flatnonzero(stamps < before - self._clock_jump_s)
+            end = int(jumps[0]) if len(jumps) else len(stamps)
+            if end:
+                old = stamps[:end] < before[:end] - self._horizon_s
+                accepted = ~old
+                if old.any():
+                    rejected["too_old"] += int(np.count_nonzero(old))
+                self._keep(stamps[:end][accepted], values[:end][accepted])
+                top = float(stamps[:end].max())
+                if newest is None or top > newest:
+                    self._stats.newest_stamp = top
+            if end < len(stamps):
+                newest = self._stats.newest_stamp
+                assert newest is not None  # a jump is relative to an accepted stamp
+                LOG.warning(
+                    "IMU clock jumped back %.3f s (%.3f -> %.3f): device buffer reset",
+                    newest - stamps[end],
+                    newest,
+                    stamps[end],
+                )
+                self.clear()
+                self._stats.resets += 1
+            stamps, values = stamps[end:], values[end:]
+        self._stats.rejected.update(rejected)
+        return rejected
+
+    def _keep(self, stamps: F64Array, values: F64Array) -> None:
+        """Queue accepted readings for merging, merged every PENDING_FLUSH readings."""
+        self._stats.accepted += len(stamps)
+        rows = np.column_stack([stamps, values])
+        while len(rows):
+            take = PENDING_FLUSH - self._pending_rows
+            self._pending.append(rows[:take])
+            self._pending_rows += len(rows[:take])
+            rows = rows[take:]
+            if self._pending_rows >= PENDING_FLUSH:
+                self._flush()
 
     def clear(self) -> None:
         """Drop every sample (clock jump or pipeline reset); counters are kept."""
+        self._validate_queued()
         self._stamps = np.empty(0, dtype=np.float64)
         self._data = np.empty((0, SAMPLE_WIDTH), dtype=np.float64)
         self._pending.clear()
-        self.stats.newest_stamp = None
-        self.generation += 1
+        self._pending_rows = 0
+        self._stats.newest_stamp = None
+        self._generation += 1
 
     def __len__(self) -> int:
         """Number of merged plus queued samples."""
-        return len(self._stamps) + len(self._pending)
+        return len(self._stamps) + self._pending_rows + len(self._queued)
 
     def _flush(self) -> None:
         """Merge queued samples: sort, drop duplicates and too-old ones, normalise quaternions."""
         if not self._pending:
             return
-        new = np.asarray(self._pending, dtype=np.float64)
+        new = np.concatenate(self._pending)
         self._pending.clear()
+        self._pending_rows = 0
         new[:, 1:5] /= np.linalg.norm(new[:, 1:5], axis=1, keepdims=True)
         new = new[np.argsort(new[:, 0], kind="stable")]
         if len(self._stamps) and new[0, 0] <= self._stamps[-1]:  # reaches back: full merge
@@ -123,7 +201,7 @@ class DeviceBuffer:
         keep = np.ones(len(stamps), dtype=bool)
         keep[1:] = np.diff(stamps) > 1e-9
         if not keep.all():
-            self.stats.rejected["duplicate"] += int(len(keep) - keep.sum())
+            self._stats.rejected["duplicate"] += int(len(keep) - keep.sum())
             stamps, data = stamps[keep], data[keep]
         if first:
             stamps = np.concatenate([self._stamps, stamps])
@@ -131,7 +209,7 @@ class DeviceBuffer:
         expired = int(np.searchsorted(stamps, stamps[-1] - self._horizon_s, side="left"))
         overflow = max(0, len(stamps) - expired - self._capacity)
         if overflow:
-            self.stats.rejected["overflow"] += overflow
+            self._stats.rejected["overflow"] += overflow
         start = expired + overflow
         self._stamps, self._data = stamps[start:], data[start:]
 
@@ -141,6 +219,7 @@ class DeviceBuffer:
         Reasons: "no_samples", "starts_late" (first sample after t0), "ends_early" (newest sample
         before t1: not yet arrived) and "gap" (consecutive samples further apart than max_gap_s).
         """
+        self._validate_queued()
         self._flush()
         stamps = self._stamps
         if len(stamps) < 2:
@@ -203,29 +282,51 @@ class ImuStore:
         self._resampled: dict[str, dict[float, tuple[F64Array, F64Array]]] = {}
         self._generations: dict[str, tuple[int, ...]] = {}
 
-    def add(  # noqa: PLR0917 - positional like ReidPipeline.add_imu (ARCHITECTURE.md, IMU samples)
-        self,
-        identity: str,
-        site: str,
-        stamp_s: float,
-        orientation_xyzw: Sequence[float],
-        specific_force: Sequence[float],
-        angular_velocity: Sequence[float],
-    ) -> str | None:
-        """Ingest one sample from any thread; return the rejection reason, or None if accepted."""
-        key = (identity, site)
+    def add(self, sample: ImuSample) -> None:
+        """Queue one reading from any thread: an append, validated with the next batch or read.
+
+        Rejections are counted per device (`stats`), unknown devices in `unknown_devices`.
+        """
+        key = (sample.identity, sample.site)
         with self._lock:
-            buffer = self._buffers.get(key)
+            buffer = self._device(key, 1)
             if buffer is None:
-                if key not in self.unknown_devices:
-                    LOG.warning("IMU samples from unconfigured device %s/%s are ignored", *key)
-                self.unknown_devices[key] += 1
-                return "unknown_device"
-            values = (*orientation_xyzw, *specific_force, *angular_velocity)
+                return
+            values = sample.values()
             if len(values) != SAMPLE_WIDTH:
-                buffer.stats.rejected["bad_shape"] += 1
-                return "bad_shape"
-            return buffer.add(stamp_s - self._offsets.get(key, 0.0), values)
+                buffer.reject("bad_shape", 1)
+                return
+            buffer.queue(sample.stamp_s - self._offsets.get(key, 0.0), values)
+
+    def add_batch(self, batch: ImuBatch) -> Counter[str]:
+        """Validate and buffer the readings of one device from any thread; rejections by reason."""
+        count = len(batch)
+        if not count:
+            return Counter()
+        key = (batch.identity, batch.site)
+        with self._lock:
+            buffer = self._device(key, count)
+            if buffer is None:
+                return Counter({"unknown_device": count})
+            shapes = (
+                batch.stamps_s.shape,
+                batch.orientation_xyzw.shape,
+                batch.specific_force.shape,
+                batch.angular_velocity.shape,
+            )
+            if shapes != ((count,), (count, 4), (count, 3), (count, 3)):
+                buffer.reject("bad_shape", count)
+                return Counter({"bad_shape": count})
+            return buffer.add(batch.stamps_s - self._offsets.get(key, 0.0), batch.values())
+
+    def _device(self, key: tuple[str, str], count: int) -> DeviceBuffer | None:
+        """The buffer of a configured device; None (counted, logged once) for any other."""
+        buffer = self._buffers.get(key)
+        if buffer is None:
+            if key not in self.unknown_devices:
+                LOG.warning("IMU samples from unconfigured device %s/%s are ignored", *key)
+            self.unknown_devices[key] += count
+        return buffer
 
     def reset(self) -> None:
         """Drop every buffered sample and cached resample (pipeline reset after a clock jump)."""
@@ -379,12 +480,10 @@ class ImuStore:
     def stats(self) -> dict[tuple[str, str], DeviceStats]:
         """Snapshot of every device's counters."""
         with self._lock:
+            current = {key: buffer.stats for key, buffer in self._buffers.items()}
             return {
                 key: DeviceStats(
-                    buffer.stats.accepted,
-                    Counter(buffer.stats.rejected),
-                    buffer.stats.resets,
-                    buffer.stats.newest_stamp,
+                    stats.accepted, Counter(stats.rejected), stats.resets, stats.newest_stamp
                 )
-                for key, buffer in self._buffers.items()
+                for key, stats in current.items()
             }

@@ -3,9 +3,9 @@
 Per frame: perception (tracks with their points) -> track windows -> IMU windows of every
 identity on the same frame stamps -> one batched call per encoder -> cosine similarities ->
 evidence and gated assignment. Tracks are encoded every `encoding_stride` frames, spread over
-the stride's phases by track id, so the per-frame cost stays flat. `add_imu` may be called from
-any thread. A LiDAR stamp that jumps backwards by more than `imu.clock_jump_s` resets the pipeline
-(logged); a repeated or slightly late one is dropped and counted.
+the stride's phases by track id, so the per-frame cost stays flat. `add_imu` and `add_imu_batch`
+may be called from any thread. A LiDAR stamp that jumps backwards by more than `imu.clock_jump_s`
+resets the pipeline (logged); a repeated or slightly late one is dropped and counted.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from rt_reid.names import ModalityType
 from rt_reid.runtime.continuity import TrackContinuity
 from rt_reid.runtime.identity import Assignment, IdentityAssigner, TrackEvidence
 from rt_reid.runtime.imu_buffer import DeviceStats, ImuStore
+from rt_reid.runtime.imu_sample import ImuBatch, ImuSample
 from rt_reid.runtime.inference import Backend, EncoderSet
 from rt_reid.runtime.perception import LidarPerception, PerceptionResult, TrackObservation
 from rt_reid.runtime.physics import MotionEvidence, PairStats, physics_llr
@@ -184,19 +185,13 @@ class ReidPipeline:
         """Inference backend that actually runs, e.g. "cpu (CPUExecutionProvider)"."""
         return self.encoders.backend_name
 
-    def add_imu(  # noqa: PLR0917 - positional signature fixed by ARCHITECTURE.md, IMU samples
-        self,
-        identity: str,
-        site: str,
-        stamp_s: float,
-        orientation_xyzw: Sequence[float],
-        specific_force: Sequence[float],
-        angular_velocity: Sequence[float],
-    ) -> str | None:
-        """Buffer one IMU sample (any thread); returns the rejection reason or None."""
-        return self.imu.add(
-            identity, site, stamp_s, orientation_xyzw, specific_force, angular_velocity
-        )
+    def add_imu(self, sample: ImuSample) -> None:
+        """Buffer one IMU sample (any thread; an append, validated with the next read)."""
+        self.imu.add(sample)
+
+    def add_imu_batch(self, batch: ImuBatch) -> Counter[str]:
+        """Buffer consecutive samples of one IMU (any thread); returns the rejections by reason."""
+        return self.imu.add_batch(batch)
 
     def reset(self, reason: str) -> None:
         """Clean restart (clock jump, bag loop): tracks, windows, IMU buffers and evidence."""

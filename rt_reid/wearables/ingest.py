@@ -2,7 +2,8 @@
 
 The same ingest feeds the pipeline directly (`pipeline_sink`) in ``rt-reid run`` and feeds the
 ROS bridge node, which republishes each packet as `sensor_msgs/Imu`. One receive thread owns the
-sockets; the sink is called on that thread, so it must be quick (``ReidPipeline.add_imu`` is).
+sockets; the sink is called on that thread, so it must be quick (``ReidPipeline.add_imu_batch``
+takes a packet in one step).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
@@ -20,7 +21,8 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 from zmq.utils.monitor import recv_monitor_message
 
-from rt_reid.errors import ConfigError, PacketError
+from rt_reid.errors import ConfigError
+from rt_reid.runtime.imu_sample import ImuBatch
 from rt_reid.wearables.guard import (
     HANDSHAKE_FAILED,
     MALFORMED,
@@ -54,42 +56,21 @@ class IngestStats:
 
 
 class ImuSink(Protocol):
-    """What `pipeline_sink` needs: ``ReidPipeline.add_imu``."""
+    """What `pipeline_sink` needs: ``ReidPipeline.add_imu_batch``."""
 
-    def add_imu(  # noqa: PLR0917 (the pipeline's positional signature, fixed by contract)
-        self,
-        identity: str,
-        site: str,
-        stamp_s: float,
-        orientation_xyzw: Sequence[float],
-        specific_force: Sequence[float],
-        angular_velocity: Sequence[float],
-    ) -> str | None:
-        """Buffer one IMU sample; the pipeline returns why it refused one (it counts those)."""
+    def add_imu_batch(self, batch: ImuBatch) -> object:
+        """Buffer the samples of one IMU (the pipeline counts those it refuses)."""
 
 
 def pipeline_sink(pipeline: ImuSink) -> PacketSink:
-    """Sink that feeds every sample of a packet to ``pipeline.add_imu``.
+    """Sink that feeds each packet to ``pipeline.add_imu_batch`` as one batch.
 
     The IMU features need orientation, so a packet without it raises PacketError (counted as a
     sink error by the ingest).
     """
 
     def sink(packet: ImuPacket) -> None:
-        if packet.orientation_xyzw is None:
-            raise PacketError(
-                f"{packet.identity}/{packet.site} sends no orientation, which the pipeline needs"
-            )
-        stamps = packet.stamps_s
-        for i in range(len(stamps)):
-            pipeline.add_imu(
-                packet.identity,
-                packet.site,
-                float(stamps[i]),
-                packet.orientation_xyzw[i].tolist(),
-                packet.specific_force[i].tolist(),
-                packet.angular_velocity[i].tolist(),
-            )
+        pipeline.add_imu_batch(packet.imu_batch())
 
     return sink
 

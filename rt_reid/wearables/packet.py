@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from rt_reid.errors import PacketError
+from rt_reid.runtime.imu_sample import ImuBatch
 
 MAGIC = b"RW"
 VERSION = 1
@@ -70,6 +71,21 @@ class ImuPacket:
         """Sample stamps in seconds (float64)."""
         seconds: NDArray[np.float64] = self.stamps_ns.astype(np.float64) * 1e-9
         return seconds
+
+    def imu_batch(self) -> ImuBatch:
+        """The samples as the pipeline takes them; PacketError without orientation (it needs it)."""
+        if self.orientation_xyzw is None:
+            raise PacketError(
+                f"{self.identity}/{self.site} sends no orientation, which the pipeline needs"
+            )
+        return ImuBatch(
+            self.identity,
+            self.site,
+            self.stamps_s,
+            self.orientation_xyzw.astype(np.float64),
+            self.specific_force.astype(np.float64),
+            self.angular_velocity.astype(np.float64),
+        )
 
 
 def check_name(name: str, what: str) -> bytes:

@@ -76,19 +76,20 @@ def _result() -> FrameResult:
 
 
 def test_imu_sample_valid_and_invalid() -> None:
-    sample = imu_sample(_imu(q=(0.0, 0.0, 0.0, 1.02)))
+    sample = imu_sample(_imu(q=(0.0, 0.0, 0.0, 1.02)), identity="alice", site="left_wrist")
+    assert (sample.identity, sample.site) == ("alice", "left_wrist")
     assert sample.stamp_s == pytest.approx(STAMP_NS * 1e-9)
     assert sample.orientation_xyzw == pytest.approx((0.0, 0.0, 0.0, 1.0))  # normalised
     assert sample.specific_force == (0.1, 0.2, 9.8)
     assert sample.angular_velocity == (0.01, 0.02, 0.03)
-    with pytest.raises(MessageError, match="non-finite linear_acceleration"):
-        imu_sample(_imu(a=(float("nan"), 0.0, 9.8)))
-    with pytest.raises(MessageError, match="zero orientation quaternion"):
-        imu_sample(_imu(q=(0.0, 0.0, 0.0, 0.0)))
-    with pytest.raises(MessageError, match="no orientation estimate"):
-        imu_sample(_imu(orientation_cov=-1.0))
-    with pytest.raises(MessageError, match=r"norm 2\.000"):
-        imu_sample(_imu(q=(0.0, 0.0, 0.0, 2.0)))
+    for message, error in (
+        (_imu(a=(float("nan"), 0.0, 9.8)), "non-finite linear_acceleration"),
+        (_imu(q=(0.0, 0.0, 0.0, 0.0)), "zero orientation quaternion"),
+        (_imu(orientation_cov=-1.0), "no orientation estimate"),
+        (_imu(q=(0.0, 0.0, 0.0, 2.0)), r"norm 2\.000"),
+    ):
+        with pytest.raises(MessageError, match=error):
+            imu_sample(message, identity="alice", site="left_wrist")
 
 
 def test_detections_and_markers_round_trip_through_a_bag(tmp_path: Path) -> None:

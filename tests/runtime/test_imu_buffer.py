@@ -10,7 +10,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from rt_reid.runtime.features import GRAVITY, imu_features, resample_imu
-from rt_reid.runtime.imu_buffer import DeviceBuffer, ImuStore, ImuStoreParams
+from rt_reid.runtime.imu_buffer import PENDING_FLUSH, DeviceBuffer, ImuStore, ImuStoreParams
+from rt_reid.runtime.imu_sample import ImuBatch, ImuSample
 
 PARAMS = ImuStoreParams(
     buffer_s=5.0, max_rate_hz=400.0, max_gap_s=0.15, clock_jump_s=1.0, silence_s=1.0
@@ -38,9 +39,13 @@ def _store(**offsets: float) -> ImuStore:
     )
 
 
-def _feed(store: ImuStore, stamps, quats, force, gyro, *, order=None) -> None:
+def _sample(name: str, stamp: float, q, f, w) -> ImuSample:
+    return ImuSample(name, SITES[0], float(stamp), tuple(q), tuple(f), tuple(w))
+
+
+def _feed(store: ImuStore, stamps, quats, force, gyro, *, order=None, name: str = "alice") -> None:
     for i in order if order is not None else range(len(stamps)):
-        assert store.add("alice", SITES[0], stamps[i], quats[i], force[i], gyro[i]) is None
+        store.add(_sample(name, stamps[i], quats[i], force[i], gyro[i]))
 
 
 def _reference(stamps, quats, force) -> np.ndarray:
@@ -78,24 +83,47 @@ def test_reordered_and_duplicated_samples_give_the_same_features() -> None:
 def test_nan_and_zero_quaternion_are_rejected_and_counted() -> None:
     store = _store()
     q, f, w = (0, 0, 0, 1), (0, 0, GRAVITY), (0, 0, 0)
-    assert store.add("alice", SITES[0], 1.0, q, (np.nan, 0, 0), w) == "non_finite"
-    assert store.add("alice", SITES[0], float("nan"), q, f, w) == "non_finite"
-    assert store.add("alice", SITES[0], 1.0, (0, 0, 0, 0), f, w) == "zero_quaternion"
-    assert store.add("alice", SITES[0], 1.0, q, f, (0, 0)) == "bad_shape"
+    store.add(_sample("alice", 1.0, q, (np.nan, 0, 0), w))
+    store.add(_sample("alice", float("nan"), q, f, w))
+    store.add(_sample("alice", 1.0, (0, 0, 0, 0), f, w))
+    store.add(_sample("alice", 1.0, q, f, (0, 0)))
     stats = store.stats()[("alice", SITES[0])]
     assert stats.rejected == {"non_finite": 2, "zero_quaternion": 1, "bad_shape": 1}
     assert stats.accepted == 0
+    batch = ImuBatch(
+        "alice",
+        SITES[0],
+        np.array([1.0, np.nan, 1.0, 2.0]),
+        np.array([q, q, (0, 0, 0, 0), q], dtype=np.float64),
+        np.array([(np.nan, 0, 0), f, f, f], dtype=np.float64),
+        np.zeros((4, 3)),
+    )
+    assert store.add_batch(batch) == {"non_finite": 2, "zero_quaternion": 1}
+    wrong = ImuBatch(
+        "alice", SITES[0], np.zeros(2), np.zeros((2, 3)), np.zeros((2, 3)), np.zeros((2, 3))
+    )
+    assert store.add_batch(wrong) == {"bad_shape": 2}
+    stats = store.stats()[("alice", SITES[0])]
+    assert stats.rejected == {"non_finite": 4, "zero_quaternion": 2, "bad_shape": 3}
+    assert stats.accepted == 1
 
 
 def test_unknown_device_is_counted_and_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="rt_reid.runtime.imu_buffer")
     store = _store()
     for k in range(5):
-        assert (
-            store.add("mallory", "left_wrist", k * 0.01, (0, 0, 0, 1), (0, 0, 9.8), (0, 0, 0))
-            == "unknown_device"
+        store.add(
+            ImuSample("mallory", "left_wrist", k * 0.01, (0, 0, 0, 1), (0, 0, 9.8), (0, 0, 0))
         )
-    assert store.unknown_devices[("mallory", "left_wrist")] == 5
+    batch = ImuBatch(
+        "mallory", "left_wrist", np.zeros(3), np.zeros((3, 4)), np.zeros((3, 3)), np.zeros((3, 3))
+    )
+    assert store.add_batch(batch) == {"unknown_device": 3}
+    empty = ImuBatch(
+        "eve", "left_wrist", np.zeros(0), np.zeros((0, 4)), np.zeros((0, 3)), np.zeros((0, 3))
+    )
+    assert store.add_batch(empty) == {}
+    assert store.unknown_devices == {("mallory", "left_wrist"): 8}
     assert caplog.text.count("mallory/left_wrist") == 1
 
 
@@ -153,7 +181,7 @@ def test_configured_clock_offset_is_removed() -> None:
 def test_memory_is_bounded_and_old_samples_expire() -> None:
     buffer = DeviceBuffer(horizon_s=2.0, max_rate_hz=100.0, clock_jump_s=1.0)
     for k in range(5000):  # 50 s at 100 Hz
-        buffer.add(k * 0.01, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0))
+        buffer.queue(k * 0.01, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0))
     assert len(buffer) <= 201 + 1024
     assert buffer.samples(0.0, 1.0, max_gap_s=0.1) == "starts_late"
     assert not isinstance(buffer.samples(48.0, 49.0, max_gap_s=0.1), str)
@@ -161,16 +189,17 @@ def test_memory_is_bounded_and_old_samples_expire() -> None:
     assert buffer.stats.rejected["too_old"] == 0  # expiry is not a rejection
     stale = DeviceBuffer(horizon_s=2.0, max_rate_hz=100.0, clock_jump_s=10.0)
     for k in range(500):
-        stale.add(k * 0.01, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0))
+        stale.queue(k * 0.01, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0))
     # 4.5 s late: beyond the 2 s horizon but not a clock jump (10 s)
-    assert stale.add(0.505, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0)) == "too_old"
+    late = stale.add(np.array([0.505]), np.array([[0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0]], float))
+    assert late == {"too_old": 1}
     assert stale.stats.rejected["too_old"] == 1
 
 
 def test_overflow_beyond_max_rate_is_counted() -> None:
     buffer = DeviceBuffer(horizon_s=1.0, max_rate_hz=50.0, clock_jump_s=1.0)
     for k in range(300):  # 300 Hz for 1 s into a 50 Hz buffer
-        buffer.add(k / 300.0, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0))
+        buffer.queue(k / 300.0, (0, 0, 0, 1, 0, 0, 9.8, 0, 0, 0))
     buffer.samples(0.5, 0.9, max_gap_s=0.5)
     assert buffer.stats.rejected["overflow"] > 0
     assert len(buffer) <= 51
@@ -179,7 +208,7 @@ def test_overflow_beyond_max_rate_is_counted() -> None:
 def test_silence_is_relative_to_the_frame_stamp() -> None:
     store = _store()
     assert store.is_silent("alice", 0.0)
-    store.add("alice", SITES[0], 10.0, (0, 0, 0, 1), (0, 0, GRAVITY), (0, 0, 0))
+    store.add(_sample("alice", 10.0, (0, 0, 0, 1), (0, 0, GRAVITY), (0, 0, 0)))
     assert not store.is_silent("alice", 10.5)
     assert store.is_silent("alice", 11.5)
 
@@ -190,9 +219,7 @@ def test_concurrent_ingestion_from_threads() -> None:
     store = ImuStore(identities=dict.fromkeys(names, SITES), params=PARAMS, clock_offsets_s={})
 
     def feed(name: str) -> None:
-        stamps, quats, force, gyro = streams[name]
-        for i in range(len(stamps)):
-            store.add(name, SITES[0], stamps[i], quats[i], force[i], gyro[i])
+        _feed(store, *streams[name], name=name)
 
     threads = [threading.Thread(target=feed, args=(name,)) for name in names]
     for thread in threads:
@@ -235,9 +262,7 @@ def test_many_identities_resampled_together_equal_one_by_one() -> None:
     streams = {name: _stream(seed=k + 3) for k, name in enumerate(names)}
     store = ImuStore(identities=dict.fromkeys(names, SITES), params=PARAMS, clock_offsets_s={})
     for name in names[:2]:
-        stamps, quats, force, gyro = streams[name]
-        for i in range(len(stamps)):
-            store.add(name, SITES[0], stamps[i], quats[i], force[i], gyro[i])
+        _feed(store, *streams[name], name=name)
     store.features("alice", FRAMES, frame_period=0.1, acc_unit=GRAVITY)  # alice partly cached
     frames = FRAMES + 0.3
     out = store.features_many(names, frames, frame_period=0.1, acc_unit=GRAVITY)
@@ -249,3 +274,60 @@ def test_many_identities_resampled_together_equal_one_by_one() -> None:
         window = out[name]
         assert not isinstance(window, str)
         np.testing.assert_allclose(window, expected, atol=1e-5)
+
+
+def _messy_stream(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """3000 readings: reordered, duplicated, NaN and zero quaternions, a stale reading (too old
+    but no clock jump) and a clock jump back, so every decision of `DeviceBuffer` occurs."""
+    stamps, quats, force, gyro = _stream(t1=30.0, seed=seed)
+    values = np.column_stack([quats, force, gyro])
+    rng = np.random.default_rng(seed)
+    order = np.arange(len(stamps))
+    for start in range(0, len(order) - 5, 5):
+        rng.shuffle(order[start : start + 5])
+    order = np.repeat(order, np.where(rng.random(len(order)) < 0.02, 2, 1))
+    stamps, values = stamps[order].copy(), values[order].copy()
+    values[rng.random(len(values)) < 0.01, 5] = np.nan
+    values[rng.random(len(values)) < 0.01, 0:4] = 0.0
+    stamps[rng.random(len(stamps)) < 0.005] = np.inf
+    stamps[1200] -= 3.0  # older than the 2 s horizon, within the 4 s clock-jump threshold
+    stamps[2000:] -= 15.0  # the device clock jumps back
+    return stamps, values
+
+
+def _device() -> DeviceBuffer:
+    return DeviceBuffer(horizon_s=2.0, max_rate_hz=200.0, clock_jump_s=4.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_batches_of_any_size_decide_like_one_reading_at_a_time(seed: int) -> None:
+    stamps, values = _messy_stream(seed)
+    single, queued, chunked, whole = _device(), _device(), _device(), _device()
+    counts: list = []
+    for i in range(len(stamps)):  # one reading per call: no state carried within a batch
+        counts.append(single.add(stamps[i : i + 1], values[i : i + 1]))
+        queued.queue(float(stamps[i]), values[i].tolist())
+    rng = np.random.default_rng(seed)
+    cuts = np.unique(rng.integers(0, len(stamps), 40))
+    chunk_counts = [
+        chunked.add(s, v)
+        for s, v in zip(np.split(stamps, cuts), np.split(values, cuts), strict=True)
+    ]
+    whole_counts = whole.add(stamps, values)
+    expected = sum(counts, start=type(whole_counts)())
+    assert sum(chunk_counts, start=type(whole_counts)()) == expected == whole_counts
+    assert set(expected) == {"non_finite", "zero_quaternion", "too_old"}
+    assert len(stamps) > PENDING_FLUSH
+    reference = single.stats
+    assert reference.resets == 1
+    assert [b.stats for b in (queued, chunked, whole)] == [reference] * 3  # queue validated
+    assert [len(b) for b in (queued, chunked, whole)] == [len(single)] * 3
+    for buffer in (queued, chunked, whole):
+        for t0, t1 in ((13.0, 14.0), (14.0, 14.9)):
+            got, want = buffer.samples(t0, t1, max_gap_s=1.0), single.samples(t0, t1, max_gap_s=1.0)
+            assert not isinstance(want, str)
+            assert not isinstance(got, str)
+            np.testing.assert_array_equal(got[0], want[0])
+            np.testing.assert_array_equal(got[1], want[1])
+        assert buffer.stats == single.stats  # duplicates and overflow counted alike on merging
+    assert single.stats.rejected["duplicate"] > 0

@@ -11,6 +11,7 @@ import pytest
 import zmq
 
 from rt_reid.errors import ConfigError, PacketError
+from rt_reid.runtime.imu_sample import ImuBatch
 from rt_reid.wearables import (
     ImuPacket,
     KeyPair,
@@ -238,24 +239,27 @@ def test_registry_refuses_bad_names_and_duplicates(tmp_path: Path) -> None:
 
 
 class RecordingPipeline:
-    """Records add_imu calls like ReidPipeline would receive them."""
+    """Records the batches ReidPipeline.add_imu_batch would receive."""
 
     def __init__(self) -> None:
-        self.calls: list[tuple[str, str, float, list[float]]] = []
+        self.batches: list[ImuBatch] = []
 
-    def add_imu(self, identity, site, stamp_s, orientation_xyzw, specific_force, angular_velocity):  # noqa: PLR0917
-        sample = [*orientation_xyzw, *specific_force, *angular_velocity]
-        self.calls.append((identity, site, stamp_s, sample))
+    def add_imu_batch(self, batch: ImuBatch) -> None:
+        self.batches.append(batch)
 
 
-def test_pipeline_sink_feeds_every_sample_and_needs_orientation() -> None:
+def test_pipeline_sink_feeds_each_packet_as_one_batch_and_needs_orientation() -> None:
     pipeline = RecordingPipeline()
     sink = pipeline_sink(pipeline)
     stamps = np.array([1_000_000_000, 1_005_000_000], dtype=np.int64)
     force = np.array([[0, 0, 9.8], [0, 1, 9.8]], dtype=np.float32)
     orientation = np.repeat(UNIT_Q, 2, axis=0)
     sink(ImuPacket("alice", "left_wrist", 0, stamps, force, force * 0, orientation))
-    assert [c[2] for c in pipeline.calls] == pytest.approx([1.0, 1.005])
-    assert pipeline.calls[1][3] == pytest.approx([0, 0, 0, 1, 0, 1, 9.8, 0, 0, 0])
+    (batch,) = pipeline.batches
+    assert (batch.identity, batch.site) == ("alice", "left_wrist")
+    assert batch.stamps_s == pytest.approx([1.0, 1.005])
+    assert batch.values()[1] == pytest.approx([0, 0, 0, 1, 0, 1, 9.8, 0, 0, 0])
+    assert batch.values().dtype == np.float64
     with pytest.raises(PacketError, match="sends no orientation"):
         sink(ImuPacket("alice", "left_wrist", 1, stamps, force, force * 0, None))
+    assert len(pipeline.batches) == 1
