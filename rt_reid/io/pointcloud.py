@@ -89,32 +89,38 @@ def pointcloud2_to_arrays(
             f"PointCloud2 lacks requested field(s) {missing} (fields: {sorted(declared)})"
         )
     cloud = _structured_view(msg, declared, [*XYZ, *fields])
-    order = ">" if bool(msg.is_bigendian) else "<"
-    offsets = [declared[name][0] for name in XYZ]
-    if offsets[1] == offsets[0] + 4 and offsets[2] == offsets[0] + 8:
-        # Packed x, y, z: one (3,) float32 sub-field view, no per-axis copies.
-        packed = cloud.view(
-            np.dtype(
-                {
-                    "names": ["xyz"],
-                    "formats": [(f"{order}f4", 3)],
-                    "offsets": [offsets[0]],
-                    "itemsize": cloud.dtype.itemsize,
-                }
-            )
-        )["xyz"]
-        points = packed.reshape(-1, 3)
-    else:
-        points = np.stack([cloud[name] for name in XYZ], axis=-1).reshape(-1, 3)
-    finite = np.isfinite(points).all(axis=1)
-    xyz = np.ascontiguousarray(points[finite], dtype=np.float32)
-    _check_plausible(xyz, bool(msg.is_bigendian))
     flat = cloud.reshape(-1)
+    # Per-axis strided views: one finite test per axis is much cheaper than a 2-D reduction.
+    finite = np.isfinite(flat["x"]) & np.isfinite(flat["y"]) & np.isfinite(flat["z"])
+    offsets = [declared[name][0] for name in XYZ]
+    xyz = _gather_xyz(cloud, offsets, finite, bigendian=bool(msg.is_bigendian))
+    _check_plausible(xyz, bool(msg.is_bigendian))
     extras: dict[str, npt.NDArray[Any]] = {}
     for name in fields:
         values = flat[name][finite]
         extras[name] = values.astype(values.dtype.newbyteorder("="), copy=False)
     return xyz, extras
+
+
+def _gather_xyz(
+    cloud: npt.NDArray[Any], offsets: list[int], finite: npt.NDArray[np.bool_], *, bigendian: bool
+) -> npt.NDArray[np.float32]:
+    """(N, 3) contiguous native float32 of the points where `finite`.
+
+    Packed x, y, z (the usual layout) are gathered as one 12-byte record per point, an order of
+    magnitude faster than a boolean gather of an (N, 3) strided float view.
+    """
+    scalar = np.dtype(">f4" if bigendian else "<f4")
+    if offsets[1] == offsets[0] + 4 and offsets[2] == offsets[0] + 8:
+        itemsize = cloud.dtype.itemsize
+        record = np.dtype(
+            {"names": ["xyz"], "formats": ["V12"], "offsets": [offsets[0]], "itemsize": itemsize}
+        )
+        gathered = cloud.reshape(-1).view(record)["xyz"][finite].view(scalar).reshape(-1, 3)
+    else:
+        flat = cloud.reshape(-1)
+        gathered = np.stack([flat[name][finite] for name in XYZ], axis=-1)
+    return gathered.astype(np.float32, copy=False)
 
 
 def _check_plausible(xyz: npt.NDArray[np.float32], bigendian: bool) -> None:
@@ -123,13 +129,16 @@ def _check_plausible(xyz: npt.NDArray[np.float32], bigendian: bool) -> None:
     Byte-swapped float32 metres become denormals or huge values; a real cloud has its non-zero
     coordinates between a micrometre and a thousand kilometres.
     """
-    values = np.abs(xyz[xyz != 0])
-    if values.size == 0:
+    magnitude = np.abs(xyz)
+    nonzero = np.count_nonzero(magnitude)
+    if nonzero == 0:
         return
-    absurd = np.count_nonzero((values < PLAUSIBLE_M[0]) | (values > PLAUSIBLE_M[1]))
-    if absurd > 0.5 * values.size:
+    zeros = magnitude.size - nonzero  # below the lower bound but not counted (no gather needed)
+    tiny = np.count_nonzero(magnitude < PLAUSIBLE_M[0]) - zeros
+    absurd = tiny + np.count_nonzero(magnitude > PLAUSIBLE_M[1])
+    if absurd > 0.5 * nonzero:
         raise MessageError(
-            f"PointCloud2 coordinates are implausible ({absurd} of {values.size} outside "
+            f"PointCloud2 coordinates are implausible ({absurd} of {nonzero} outside "
             f"{PLAUSIBLE_M[0]:g}..{PLAUSIBLE_M[1]:g} m): is_bigendian={bigendian} is likely "
             "wrong for this data, or x/y/z are not FLOAT32 metres"
         )
