@@ -98,8 +98,8 @@ class Binding:
     cls: type[Any]
     renames: Mapping[str, str] = field(default_factory=dict)
 
-    def keys(self) -> dict[str, tuple[tuple[str, ...], Any, Any]]:
-        """Schema key -> (field path in `cls`, type annotation, dataclass default or MISSING)."""
+    def keys(self) -> dict[str, tuple[Any, Any]]:
+        """Schema key -> (the field's type annotation, its default or dataclasses.MISSING)."""
         return _field_keys(self.cls, self.renames, "")
 
     def build(self, section: Mapping[str, Any]) -> Any:
@@ -265,22 +265,19 @@ def load_config(path: Path | str, *, node_name: str | None = None) -> ReidConfig
 
 def _field_keys(
     cls: type[Any], renames: Mapping[str, str], prefix: str
-) -> dict[str, tuple[tuple[str, ...], Any, Any]]:
+) -> dict[str, tuple[Any, Any]]:
     """`Binding.keys` for `cls`, its keys prefixed (nested dataclass fields flattened)."""
-    keys: dict[str, tuple[tuple[str, ...], Any, Any]] = {}
+    keys: dict[str, tuple[Any, Any]] = {}
     hints = get_type_hints(cls)
     for item in dataclasses.fields(cls):
         hint = hints[item.name]
         if dataclasses.is_dataclass(hint):
-            for key, (path, sub_hint, default) in _field_keys(
-                cast(type[Any], hint), {}, f"{item.name}_"
-            ).items():
-                keys[key] = ((item.name, *path), sub_hint, default)
+            keys.update(_field_keys(cast(type[Any], hint), {}, f"{item.name}_"))
             continue
         default = item.default
         if item.default_factory is not dataclasses.MISSING:
             default = item.default_factory()
-        keys[prefix + renames.get(item.name, item.name)] = ((item.name,), hint, default)
+        keys[prefix + renames.get(item.name, item.name)] = (hint, default)
     return keys
 
 
@@ -323,7 +320,7 @@ def schema() -> dict[str, Any]:
     root["properties"]["perception"] = {k: v for k, v in perception.items() if k[0] != "$"}
     for binding in BINDINGS:
         node = schema_node(root, binding.section)
-        for key, (_, _, default) in binding.keys().items():
+        for key, (_, default) in binding.keys().items():
             prop = node["properties"].get(key)
             if (
                 prop is not None

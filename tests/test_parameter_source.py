@@ -45,7 +45,7 @@ def bound_keys(bindings: tuple[Binding, ...]) -> dict[str, tuple[Binding, Any, A
     """Dotted key -> (binding, annotation, dataclass default) of every dataclass field."""
     keys: dict[str, tuple[Binding, Any, Any]] = {}
     for binding in bindings:
-        for key, (_, hint, default) in binding.keys().items():
+        for key, (hint, default) in binding.keys().items():
             dotted = f"{binding.section}.{key}"
             assert dotted not in keys, f"{dotted} is filled by two dataclasses"
             keys[dotted] = (binding, hint, default)
@@ -117,7 +117,7 @@ def written_twice(binding: Binding) -> list[str]:
     node = schema_file_node(binding.section)["properties"]
     return [
         key
-        for key, (_, _, default) in binding.keys().items()
+        for key, (_, default) in binding.keys().items()
         if default is not dataclasses.MISSING and "default" in node[key]
     ]
 
@@ -143,7 +143,7 @@ def test_a_default_is_written_once(binding: Binding) -> None:
     """The dataclass default, else the schema's: never both (the bundled schema copies it)."""
     assert written_twice(binding) == []
     bundled = schema_node(schema(), binding.section)
-    for key, (_, _, default) in binding.keys().items():
+    for key, (_, default) in binding.keys().items():
         if default is not dataclasses.MISSING and key not in bundled.get("required", ()):
             value = list(default) if isinstance(default, tuple) else default
             assert bundled["properties"][key]["default"] == value, key
