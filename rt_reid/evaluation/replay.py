@@ -37,7 +37,7 @@ from rt_reid.evaluation.metrics import (
 )
 from rt_reid.evaluation.mot import MotFrame, tracking_metrics
 from rt_reid.io import ros_msgs
-from rt_reid.io.bag import BagWriter, bag_topics, msg_class, read_messages
+from rt_reid.io.bag import BagMessage, BagWriter, bag_topics, msg_class, read_messages
 from rt_reid.io.pointcloud import FrameIdCheck, FrameIdError, pointcloud2_to_xyz
 from rt_reid.layouts import WearableLayout, get_layout
 from rt_reid.names import MsgType, Topic, parse_imu_topic, stamp_ns
@@ -301,111 +301,17 @@ class BagReplayer:
             warmup_s=self.warmup_s,
             gate_m=self.gate_m,
         )
-        streams = imu_streams(topics)
-        wanted = [Topic.LIDAR, Topic.GROUND_TRUTH, *streams]
-        for topic, count in ignored_imu_topics(topics).items():
-            self._warn(
-                result, f"ignored IMU topic {topic} ({count} messages): not /imu/<id>/<site>"
-            )
-            result.skipped["imu_topic_unparsable"] += count
-        frame_ids = FrameIdCheck()
-        has_truth = topics.get(Topic.GROUND_TRUTH, ("", 0))[0] == MsgType.DETECTIONS
-        types = ros_msgs.MessageTypes.from_lookup(msg_class)
-        first_ns: int | None = None
-        last_ns = last_receive_ns = 0
-        previous: FrameResult | None = None
         start = time.perf_counter()
         try:
             with BagWriter(out_bag) as writer:
-                for declared in OUTPUT_TOPICS:
-                    writer.add_topic(*declared)
-                undecodable = partial(self._skip, result, "undecodable")
-                lost = partial(self._lost, result)
-                messages = read_messages(
-                    in_bag, topics=wanted, on_undecodable=undecodable, on_lost=lost
-                )
-                for item in messages:
-                    if item.topic == Topic.LIDAR:
-                        tic = time.perf_counter()
-                        try:
-                            frame_ids.check(str(item.message.header.frame_id))
-                            xyz = pointcloud2_to_xyz(item.message)
-                            frame_ns = stamp_ns(item.message.header.stamp)
-                        except FrameIdError as err:
-                            self._skip(result, "lidar_frame_id_changed", err)
-                            continue
-                        except (MessageError, AttributeError, TypeError, ValueError) as err:
-                            self._skip(result, "lidar", err)
-                            continue
-                        decode_s = time.perf_counter() - tic
-                        frame = pipeline.process_frame(frame_ns * 1e-9, xyz)
-                        if frame is previous:  # repeated or slightly late stamp: dropped
-                            assert previous is not None
-                            late = frame_ns * 1e-9 < previous.stamp_s
-                            result.skipped[
-                                f"lidar_{'out_of_order' if late else 'duplicate_stamp'}"
-                            ] += 1
-                            continue
-                        previous = frame
-                        result.points += len(xyz)
-                        self._record(result, frame, frame_ns, decode_s)
-                        self._write(
-                            writer,
-                            types,
-                            frame,
-                            pipeline,
-                            receive_ns=item.timestamp_ns,
-                            stamp_ns=frame_ns,
-                            frame_id=frame_ids.frame_id or config.frame_id,
-                            frame_count=result.frames,
-                            warnings=result.warnings,
-                        )
-                        last_receive_ns = item.timestamp_ns
-                        first_ns = frame_ns if first_ns is None else min(first_ns, frame_ns)
-                        last_ns = max(last_ns, frame_ns)
-                        if progress is not None:
-                            progress(1)
-                    elif item.topic == Topic.GROUND_TRUTH:
-                        try:
-                            result.truth.append(frame_from_detections(item.message))
-                        except MessageError as err:
-                            self._skip(result, "ground_truth", err)
-                    else:
-                        identity, site = streams[item.topic]
-                        try:
-                            sample = ros_msgs.imu_sample(item.message, identity=identity, site=site)
-                        except (MessageError, AttributeError, TypeError, ValueError) as err:
-                            self._skip(result, "imu", err)
-                            continue
-                        result.imu_messages += 1
-                        one = ImuBatch(
-                            identity,
-                            site,
-                            np.array([sample.stamp_s]),
-                            np.array([sample.orientation_xyzw]),
-                            np.array([sample.specific_force]),
-                            np.array([sample.angular_velocity]),
-                        )
-                        for reason, count in pipeline.add_imu_batch(one).items():
-                            result.skipped[f"imu_{reason}"] += count
-                if frame_ids.frame_id not in {None, config.frame_id}:
-                    self._warn(
-                        result,
-                        f"LiDAR frame_id {frame_ids.frame_id!r} differs from the configured "
-                        f"frame_id {config.frame_id!r}; outputs are stamped {frame_ids.frame_id!r}",
-                    )
-                if result.lost:
-                    self._warn(
-                        result,
-                        f"{sum(result.lost.values())} messages recorded in the bag's metadata are "
-                        f"missing from the file (damaged?): {dict(sorted(result.lost.items()))}",
-                    )
-                if previous is not None:  # final /diagnostics: every warning of the whole bag
-                    writer.write(
-                        Topic.DIAGNOSTICS,
-                        last_receive_ns,
-                        self._diagnostics(pipeline, types, result.warnings, previous),
-                    )
+                _Replay(
+                    in_bag=in_bag,
+                    topics=topics,
+                    config=config,
+                    pipeline=pipeline,
+                    writer=writer,
+                    result=result,
+                ).run(progress)
         except BagError as err:
             raise BagError(
                 f"input bag {in_bag} is corrupt or truncated: replay stopped after "
@@ -413,13 +319,19 @@ class BagReplayer:
                 f"{err.__cause__ or err}"
             ) from err
         result.wall_s = time.perf_counter() - start
+        has_truth = topics.get(Topic.GROUND_TRUTH, ("", 0))[0] == MsgType.DETECTIONS
+        self._finish(in_bag, pipeline, result, has_truth=has_truth)
+        return result
+
+    def _finish(
+        self, in_bag: Path, pipeline: ReidPipeline, result: ReplayResult, *, has_truth: bool
+    ) -> None:
+        """Pipeline counters and warnings into the result; the metrics where there is truth."""
         diagnostics = pipeline.diagnostics()
         result.resets = diagnostics.resets
         result.warnings = [*diagnostics.warnings, *result.warnings]
         for warning in result.warnings:
             LOG.warning("replay degraded: %s", warning)
-        if first_ns is not None:
-            result.bag_duration_s = (last_ns - first_ns) * 1e-9 + pipeline.frame_period
         if result.frames == 0:
             problems = "; ".join(f"{k}: {e}" for k, e in result.first_errors.items())
             raise ReidError(
@@ -431,67 +343,121 @@ class BagReplayer:
                 result.truth, result.outputs, warmup_s=self.warmup_s, gate_m=self.gate_m
             )
             result.tracker = tracker_metrics(result.truth, result.outputs, gate_m=self.gate_m)
-        return result
 
-    @staticmethod
-    def _warn(result: ReplayResult, warning: str) -> None:
-        """Record a degradation once (it goes into /diagnostics and the summary)."""
-        if warning not in result.warnings:
-            result.warnings.append(warning)
 
-    @classmethod
-    def _lost(cls, result: ReplayResult, topic: str, missing: int) -> None:
-        """Count messages the bag's metadata recorded but the damaged file no longer holds."""
-        result.skipped["lost_in_file"] += missing
-        result.lost[topic] += missing
+class _Replay:
+    """One replay's loop: each message kind to its stage, outputs of each frame to the out bag."""
 
-    @staticmethod
-    def _diagnostics(
-        pipeline: ReidPipeline,
-        types: ros_msgs.MessageTypes,
-        warnings: list[str],
-        frame: FrameResult,
-    ) -> Any:
-        """/diagnostics of the pipeline with the replay's own warnings added."""
-        diag = pipeline.diagnostics()
-        diag = replace(diag, warnings=(*diag.warnings, *warnings))
-        return ros_msgs.diagnostics_msg(diag, types, stamp_ns=round(frame.stamp_s * 1e9))
-
-    @staticmethod
-    def _skip(result: ReplayResult, kind: str, err: Exception) -> None:
-        """Count a malformed message and log the first of each kind."""
-        if result.skipped[kind] == 0:
-            LOG.warning("skipping malformed %s message (further ones only counted): %s", kind, err)
-            result.first_errors[kind] = str(err)
-        result.skipped[kind] += 1
-
-    @staticmethod
-    def _record(result: ReplayResult, frame: FrameResult, stamp_ns: int, decode_s: float) -> None:
-        """Keep a frame's outputs and timings (decode counted into the end-to-end total)."""
-        output, candidates, similarity = _labelled(frame, stamp_ns)
-        result.outputs.append(output)
-        result.candidates.append(candidates)
-        result.similarity.append(similarity)
-        stages = {"decode": decode_s, **frame.perception_timings, **frame.timings}
-        stages["total"] = frame.timings.get("total", 0.0) + decode_s
-        for stage, seconds in stages.items():
-            result.timings.setdefault(stage, []).append(seconds)
-        result.frames += 1
-
-    @staticmethod
-    def _write(
-        writer: BagWriter,
-        types: ros_msgs.MessageTypes,
-        frame: FrameResult,
-        pipeline: ReidPipeline,
+    def __init__(
+        self,
         *,
-        receive_ns: int,
-        stamp_ns: int,
-        frame_id: str,
-        frame_count: int,
-        warnings: list[str],
+        in_bag: Path,
+        topics: dict[str, tuple[str, int]],
+        config: ReidConfig,
+        pipeline: ReidPipeline,
+        writer: BagWriter,
+        result: ReplayResult,
     ) -> None:
+        self.in_bag = in_bag
+        self.topics = topics
+        self.config = config
+        self.pipeline = pipeline
+        self.writer = writer
+        self.result = result
+        self.streams = imu_streams(topics)
+        self.types = ros_msgs.MessageTypes.from_lookup(msg_class)
+        self.frame_ids = FrameIdCheck()
+        self.previous: FrameResult | None = None
+        self.first_ns: int | None = None
+        self.last_ns = self.last_receive_ns = 0
+
+    def run(self, progress: Callable[[int], None] | None) -> None:
+        """Read the bag in order and hand every message to its stage; then the closing outputs."""
+        for declared in OUTPUT_TOPICS:
+            self.writer.add_topic(*declared)
+        for topic, count in ignored_imu_topics(self.topics).items():
+            self.warn(f"ignored IMU topic {topic} ({count} messages): not /imu/<id>/<site>")
+            self.result.skipped["imu_topic_unparsable"] += count
+        messages = read_messages(
+            self.in_bag,
+            topics=[Topic.LIDAR, Topic.GROUND_TRUTH, *self.streams],
+            on_undecodable=partial(self.skip, "undecodable"),
+            on_lost=self.lost,
+        )
+        for item in messages:
+            if item.topic == Topic.LIDAR:
+                if self.lidar(item) and progress is not None:
+                    progress(1)
+            elif item.topic == Topic.GROUND_TRUTH:
+                self.ground_truth(item)
+            else:
+                self.imu(item)
+        self.close()
+        if self.first_ns is not None:
+            self.result.bag_duration_s = (
+                self.last_ns - self.first_ns
+            ) * 1e-9 + self.pipeline.frame_period
+
+    def lidar(self, item: BagMessage) -> bool:
+        """Decode one cloud, run the pipeline on it and write its outputs; False if dropped."""
+        result = self.result
+        tic = time.perf_counter()
+        try:
+            self.frame_ids.check(str(item.message.header.frame_id))
+            xyz = pointcloud2_to_xyz(item.message)
+            frame_ns = stamp_ns(item.message.header.stamp)
+        except FrameIdError as err:
+            self.skip("lidar_frame_id_changed", err)
+            return False
+        except (MessageError, AttributeError, TypeError, ValueError) as err:
+            self.skip("lidar", err)
+            return False
+        decode_s = time.perf_counter() - tic
+        frame = self.pipeline.process_frame(frame_ns * 1e-9, xyz)
+        if frame is self.previous:  # repeated or slightly late stamp: dropped
+            late = frame_ns * 1e-9 < frame.stamp_s
+            result.skipped[f"lidar_{'out_of_order' if late else 'duplicate_stamp'}"] += 1
+            return False
+        self.previous = frame
+        result.points += len(xyz)
+        _record(result, frame, frame_ns, decode_s)
+        self.write(frame, receive_ns=item.timestamp_ns, stamp_ns=frame_ns)
+        self.last_receive_ns = item.timestamp_ns
+        self.first_ns = frame_ns if self.first_ns is None else min(self.first_ns, frame_ns)
+        self.last_ns = max(self.last_ns, frame_ns)
+        return True
+
+    def imu(self, item: BagMessage) -> None:
+        """Validate one Imu message and buffer it; count why it was refused."""
+        identity, site = self.streams[item.topic]
+        try:
+            sample = ros_msgs.imu_sample(item.message, identity=identity, site=site)
+        except (MessageError, AttributeError, TypeError, ValueError) as err:
+            self.skip("imu", err)
+            return
+        self.result.imu_messages += 1
+        one = ImuBatch(
+            identity,
+            site,
+            np.array([sample.stamp_s]),
+            np.array([sample.orientation_xyzw]),
+            np.array([sample.specific_force]),
+            np.array([sample.angular_velocity]),
+        )
+        for reason, count in self.pipeline.add_imu_batch(one).items():
+            self.result.skipped[f"imu_{reason}"] += count
+
+    def ground_truth(self, item: BagMessage) -> None:
+        """Keep one ground-truth frame for the metrics."""
+        try:
+            self.result.truth.append(frame_from_detections(item.message))
+        except MessageError as err:
+            self.skip("ground_truth", err)
+
+    def write(self, frame: FrameResult, *, receive_ns: int, stamp_ns: int) -> None:
         """Write one frame's output messages at the LiDAR message's bag time."""
+        types, writer = self.types, self.writer
+        frame_id = self.frame_ids.frame_id or self.config.frame_id
         writer.write(
             Topic.IDENTITIES,
             receive_ns,
@@ -505,12 +471,64 @@ class BagReplayer:
         writer.write(
             Topic.LATENCY, receive_ns, ros_msgs.latency_msg(frame, types, stamp_ns=stamp_ns)
         )
-        if frame_count % DIAGNOSTICS_EVERY == 1:
-            writer.write(
-                Topic.DIAGNOSTICS,
-                receive_ns,
-                BagReplayer._diagnostics(pipeline, types, warnings, frame),
+        if self.result.frames % DIAGNOSTICS_EVERY == 1:
+            writer.write(Topic.DIAGNOSTICS, receive_ns, self.diagnostics(frame))
+
+    def close(self) -> None:
+        """Warnings only the whole bag shows, then the final /diagnostics with all of them."""
+        frame_id = self.frame_ids.frame_id
+        if frame_id not in {None, self.config.frame_id}:
+            self.warn(
+                f"LiDAR frame_id {frame_id!r} differs from the configured "
+                f"frame_id {self.config.frame_id!r}; outputs are stamped {frame_id!r}"
             )
+        lost = self.result.lost
+        if lost:
+            self.warn(
+                f"{sum(lost.values())} messages recorded in the bag's metadata are "
+                f"missing from the file (damaged?): {dict(sorted(lost.items()))}"
+            )
+        if self.previous is not None:
+            self.writer.write(
+                Topic.DIAGNOSTICS, self.last_receive_ns, self.diagnostics(self.previous)
+            )
+
+    def diagnostics(self, frame: FrameResult) -> Any:
+        """/diagnostics of the pipeline with the replay's own warnings added."""
+        diag = self.pipeline.diagnostics()
+        diag = replace(diag, warnings=(*diag.warnings, *self.result.warnings))
+        return ros_msgs.diagnostics_msg(diag, self.types, stamp_ns=round(frame.stamp_s * 1e9))
+
+    def warn(self, warning: str) -> None:
+        """Record a degradation once (it goes into /diagnostics and the summary)."""
+        if warning not in self.result.warnings:
+            self.result.warnings.append(warning)
+
+    def lost(self, topic: str, missing: int) -> None:
+        """Count messages the bag's metadata recorded but the damaged file no longer holds."""
+        self.result.skipped["lost_in_file"] += missing
+        self.result.lost[topic] += missing
+
+    def skip(self, kind: str, err: Exception) -> None:
+        """Count a malformed message and log the first of each kind."""
+        result = self.result
+        if result.skipped[kind] == 0:
+            LOG.warning("skipping malformed %s message (further ones only counted): %s", kind, err)
+            result.first_errors[kind] = str(err)
+        result.skipped[kind] += 1
+
+
+def _record(result: ReplayResult, frame: FrameResult, stamp_ns: int, decode_s: float) -> None:
+    """Keep a frame's outputs and timings (decode counted into the end-to-end total)."""
+    output, candidates, similarity = _labelled(frame, stamp_ns)
+    result.outputs.append(output)
+    result.candidates.append(candidates)
+    result.similarity.append(similarity)
+    stages = {"decode": decode_s, **frame.perception_timings, **frame.timings}
+    stages["total"] = frame.timings.get("total", 0.0) + decode_s
+    for stage, seconds in stages.items():
+        result.timings.setdefault(stage, []).append(seconds)
+    result.frames += 1
 
 
 def tracker_metrics(
