@@ -86,7 +86,10 @@ def find_bags(paths: Sequence[Path]) -> list[Path]:
     for path in paths:
         inner: list[Path] = []
         if path.is_dir() and not (path / BAG_METADATA).exists():
-            inner = sorted(p for p in path.iterdir() if (p / BAG_METADATA).is_file())
+            try:
+                inner = sorted(p for p in path.iterdir() if (p / BAG_METADATA).is_file())
+            except OSError as err:
+                raise ReidError(f"cannot list the bags in {path}: {err}") from err
         bags += inner or [path]
     return bags
 

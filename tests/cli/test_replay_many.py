@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from rt_reid import cli
+from rt_reid.evaluation.batch import output_names
 from rt_reid.paths import shipped_model
 from rt_reid_sim import SceneConfig, write_bag
 
@@ -44,10 +45,15 @@ def replay(*argv: str | Path) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def bags(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A folder of rosbag2 folders: the two scenes and a copy of "pair" cut to half its data."""
+    """A folder of rosbag2 folders: the two scenes and a copy of "pair" cut to half its data.
+
+    A text file and a folder that is not a bag sit beside them: the folder argument skips them.
+    """
     root = tmp_path_factory.mktemp("many") / "bags"
     for name, scene in SCENES.items():
         write_bag(scene, root / name)
+    (root / "notes.txt").write_text("not a bag\n")
+    (root / "plots").mkdir()
     broken = shutil.copytree(root / "pair", root / BROKEN)
     data = next(broken.glob("*.mcap"))
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
@@ -79,6 +85,11 @@ def many(bags: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict
         report = json.loads((work / "all.json").read_text())
         runs[jobs] = {"code": code, "text": text, "out": work / "out", "report": report}
     return runs
+
+
+def test_output_names_are_distinct(tmp_path: Path) -> None:
+    bags = [tmp_path / "a" / "scene", tmp_path / "b" / "scene", tmp_path / "scene.mcap"]
+    assert output_names(bags) == ["scene", "scene-2", "scene-3"]
 
 
 def rows_by_name(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
