@@ -45,6 +45,7 @@ ACTIVITY_FRAMES = 3  # frame-to-frame changes averaged into one activity sample
 UNEVEN_FRACTION = 0.2  # frame spacing off by more than this share: filters follow the stamps
 TRACK_ACTIVITY_FLOOR = 1e-3  # m^2/s: shape change below this is scan noise
 IMU_ACTIVITY_FLOOR = 0.05  # rad/s: rotation slower than this is sensor noise
+TABLE_ROWS = 64  # tracks the statistics table holds before it grows
 
 
 class PhysicsFitError(ReidError):
@@ -149,7 +150,9 @@ class MotionEvidence:
     frames up to the newest one the IMU covers), where `imu` maps identity -> (orientation
     (F, S, 4) xyzw, world acceleration (F, S, 3)) on those frames. `features(track_ids)` are
     the test statistics (tracks x identities x features), 0 where nothing was observed;
-    `physics_llr` turns them into the evidence matrix.
+    `physics_llr` turns them into the evidence matrix. The sums of all tracks live in one
+    table (a row per track), so a frame's samples, forgetting and statistics are a few array
+    operations whatever the number of people.
     """
 
     def __init__(
@@ -169,14 +172,41 @@ class MotionEvidence:
         self._kernels = [acceleration_kernels(k, frame_period) for k in params.smoothing_frames]
         self.frames = max(*params.smoothing_frames, ACTIVITY_FRAMES + 1)
         self._history: dict[int, deque[tuple[int, _Shape | None]]] = {}
-        self._stats: dict[int, PairStats] = {}
+        self._table = self._empty_table(TABLE_ROWS)
+        self._rows: dict[int, int] = {}  # track id -> its row in the table (it has statistics)
+        self._free = list(range(TABLE_ROWS))
         self._last_stamp: float | None = None
+
+    def _empty_table(self, rows: int) -> PairStats:
+        return PairStats.zeros(
+            len(self.identities), self._sites, len(self._kernels), tracks=(rows,)
+        )
 
     def reset(self) -> None:
         """Forget every track's history and statistics."""
         self._history.clear()
-        self._stats.clear()
+        for row in self._rows.values():
+            self._table.clear(row)
+        self._free.extend(self._rows.values())
+        self._rows.clear()
         self._last_stamp = None
+
+    def _row(self, track_id: int) -> int:
+        """The table row of a track, allocated (zero sums) on first use."""
+        row = self._rows.get(track_id)
+        if row is None:
+            if not self._free:
+                size = len(self._table.count)
+                self._table = self._table.concatenated(self._empty_table(size))
+                self._free = list(range(size, 2 * size))
+            row = self._rows[track_id] = self._free.pop()
+        return row
+
+    def _drop(self, track_id: int) -> None:
+        row = self._rows.pop(track_id, None)
+        if row is not None:
+            self._table.clear(row)
+            self._free.append(row)
 
     def observe(self, frame: int, points: Mapping[int, F64Array | None]) -> None:
         """Record this frame's cluster of every live track; tracks not listed are dropped.
@@ -185,7 +215,7 @@ class MotionEvidence:
         """
         for track_id in [t for t in self._history if t not in points]:
             del self._history[track_id]
-            self._stats.pop(track_id, None)
+            self._drop(track_id)
         for track_id, cloud in points.items():
             ring = self._history.setdefault(track_id, deque(maxlen=self.frames + HISTORY_SLACK))
             observed = cloud is not None and len(cloud) >= self.params.min_points
@@ -194,13 +224,12 @@ class MotionEvidence:
 
     def inherit(self, track_id: int, old: PairStats) -> None:
         """Add the statistics of the track that `track_id` continues (identity continuity)."""
-        own = self._stats.get(track_id)
-        self._stats[track_id] = old.copy() if own is None else own.merged(old)
+        self._table.add_row(self._row(track_id), old)
 
     def statistics(self, track_id: int) -> PairStats | None:
         """The accumulated statistics of one track (to hand over on a track break)."""
-        stats = self._stats.get(track_id)
-        return None if stats is None else stats.copy()
+        row = self._rows.get(track_id)
+        return None if row is None else self._table.row(row)
 
     def update(
         self,
@@ -219,9 +248,8 @@ class MotionEvidence:
         """
         dt = 0.0 if self._last_stamp is None else max(0.0, stamp_s - self._last_stamp)
         self._last_stamp = stamp_s
-        decay = 0.5 ** (dt / self.params.half_life_s)
-        for stats in self._stats.values():
-            stats.scale(decay)
+        if self._rows:
+            self._table.scale(0.5 ** (dt / self.params.half_life_s))
         if len(frames) != self.frames or not imu:
             return
         columns = [self._column[name] for name in imu]
@@ -236,46 +264,48 @@ class MotionEvidence:
                     uneven_kernels(np.asarray(frame_stamps, np.float64)[-len(k_pos) :])
                     for k_pos, _ in self._kernels
                 ]
-        imu_bands = [
-            np.einsum("f,ifsc->isc", k_acc, acceleration[:, -len(k_acc) :]) for _, k_acc in kernels
-        ]
-        imu_activity = np.log(_rotation_speed(orientation, period) + IMU_ACTIVITY_FLOOR)
         index = {f: k for k, f in enumerate(frames)}
+        shapes: dict[int, list[_Shape | None]] = {}
         for track_id, ring in self._history.items():
-            shapes: list[_Shape | None] = [None] * len(frames)
+            recent: list[_Shape | None] = [None] * len(frames)
             for f, shape in ring:
                 if f in index:
-                    shapes[index[f]] = shape
-            known = self._stats.get(track_id)
-            stats = (
-                PairStats.zeros(len(self.identities), self._sites, len(self._kernels))
-                if known is None
-                else known
+                    recent[index[f]] = shape
+            shapes[track_id] = recent
+        for band, (k_pos, k_acc) in enumerate(kernels):
+            tracks = [t for t, s in shapes.items() if all(x is not None for x in s[-len(k_pos) :])]
+            if tracks:
+                centroids = np.array(
+                    [
+                        [x.centroid for x in shapes[t][-len(k_pos) :] if x is not None]
+                        for t in tracks
+                    ]
+                )
+                imu_acc = np.einsum("f,ifsc->isc", k_acc, acceleration[:, -len(k_acc) :])
+                rows = [self._row(t) for t in tracks]
+                # one product per track: the same rounding as a lone track's (not a batched one)
+                track_acc = np.array([k_pos @ c for c in centroids])
+                self._table.add_band(band, rows, columns, track_acc, imu_acc)
+        last = ACTIVITY_FRAMES + 1
+        tracks = [t for t, s in shapes.items() if all(x is not None for x in s[-last:])]
+        if tracks:
+            covariances = np.array(
+                [[x.covariance for x in shapes[t][-last:] if x is not None] for t in tracks]
             )
-            added = False
-            for band, (k_pos, _) in enumerate(kernels):
-                recent = shapes[-len(k_pos) :]
-                if all(s is not None for s in recent):
-                    centroids = np.stack([s.centroid for s in recent if s is not None])
-                    stats.add_band(band, columns, k_pos @ centroids, imu_bands[band])
-                    added = True
-            recent = shapes[-(ACTIVITY_FRAMES + 1) :]
-            if all(s is not None for s in recent):
-                covariances = np.stack([s.covariance for s in recent if s is not None])
-                change = np.linalg.norm(np.diff(covariances, axis=0), axis=1).mean()
-                track_activity = np.log(change / period + TRACK_ACTIVITY_FLOOR)
-                stats.add_activity(columns, float(track_activity), imu_activity)
-                added = True
-            if added:
-                self._stats[track_id] = stats
+            change = np.linalg.norm(np.diff(covariances, axis=1), axis=2).mean(axis=1)
+            # one scalar log per track: numpy's vectorised log rounds differently in the last bit
+            track_activity = np.array([np.log(c / period + TRACK_ACTIVITY_FLOOR) for c in change])
+            imu_activity = np.log(_rotation_speed(orientation, period) + IMU_ACTIVITY_FLOOR)
+            rows = [self._row(t) for t in tracks]
+            self._table.add_activity(rows, columns, track_activity, imu_activity)
 
     def features(self, track_ids: Sequence[int]) -> F64Array:
         """Test statistics (tracks, identities, features); 0 where nothing was accumulated."""
         out = np.zeros((len(track_ids), len(self.identities), len(self.feature_names)))
-        for row, track_id in enumerate(track_ids):
-            stats = self._stats.get(track_id)
-            if stats is not None:
-                out[row] = stats.features()
+        known = [(k, self._rows[t]) for k, t in enumerate(track_ids) if t in self._rows]
+        if known:
+            slots, rows = zip(*known, strict=True)
+            out[list(slots)] = self._table.features(list(rows))
         return out
 
 
@@ -303,7 +333,11 @@ def physics_llr(features: F64Array, params: PhysicsParams) -> F64Array:
 
 @dataclass
 class PairStats:
-    """Forgetting sums of one track against every (identity, site): per band and activity."""
+    """Forgetting sums of one track against every (identity, site): per band and activity.
+
+    The arrays may carry leading axes: `MotionEvidence` keeps all tracks in one table whose
+    first axis is the track's row.
+    """
 
     cross_h: np.ndarray  # (B, I, S) complex: sum z_track * conj(z_imu)
     track_h: F64Array  # (B, I, S): sum |z_track|^2 (per pair: only frames where the IMU was there)
@@ -315,9 +349,11 @@ class PairStats:
     activity: F64Array  # (6, I, S): n, sum x, sum y, sum xx, sum yy, sum xy
 
     @classmethod
-    def zeros(cls, identities: int, sites: int, bands: int) -> PairStats:
-        """Empty sums for (identities, sites) pairs."""
-        shape = (bands, identities, sites)
+    def zeros(
+        cls, identities: int, sites: int, bands: int, *, tracks: tuple[int, ...] = ()
+    ) -> PairStats:
+        """Empty sums for (identities, sites) pairs, with leading axes `tracks`."""
+        shape = (*tracks, bands, identities, sites)
         real = [np.zeros(shape) for _ in range(6)]
         return cls(
             cross_h=np.zeros(shape, np.complex128),
@@ -327,7 +363,7 @@ class PairStats:
             track_v=real[3],
             imu_v=real[4],
             count=real[5],
-            activity=np.zeros((6, identities, sites)),
+            activity=np.zeros((*tracks, 6, identities, sites)),
         )
 
     def _arrays(self) -> tuple[np.ndarray, ...]:
@@ -350,43 +386,87 @@ class PairStats:
         """Element-wise sum: the statistics of both tracks as if they were one."""
         return PairStats(*(a + b for a, b in zip(self._arrays(), other._arrays(), strict=True)))
 
+    def concatenated(self, other: PairStats) -> PairStats:
+        """A table with the rows of both (first axis)."""
+        return PairStats(
+            *(np.concatenate([a, b]) for a, b in zip(self._arrays(), other._arrays(), strict=True))
+        )
+
+    def row(self, row: int) -> PairStats:
+        """A copy of one track's sums (a table's row)."""
+        return PairStats(*(np.array(a[row]) for a in self._arrays()))
+
+    def add_row(self, row: int, other: PairStats) -> None:
+        """Add one track's sums into a table's row."""
+        for a, b in zip(self._arrays(), other._arrays(), strict=True):
+            a[row] += b
+
+    def clear(self, row: int) -> None:
+        """Zero a table's row."""
+        for a in self._arrays():
+            a[row] = 0
+
     def scale(self, factor: float) -> None:
         """Forgetting: multiply every sum."""
         for array in self._arrays():
             np.multiply(array, factor, out=array)
 
     def add_band(
-        self, band: int, columns: list[int], track_acc: F64Array, imu_acc: F64Array
+        self,
+        band: int,
+        rows: list[int],
+        columns: list[int],
+        track_acc: F64Array,
+        imu_acc: F64Array,
     ) -> None:
-        """One filtered sample of one band: track (3,), IMU (I', S, 3) for `columns`."""
-        z_track = complex(track_acc[0], track_acc[1])
-        z_imu = imu_acc[..., 0] + 1j * imu_acc[..., 1]  # (I', S)
-        self.cross_h[band, columns] += z_track * np.conj(z_imu)
-        self.track_h[band, columns] += abs(z_track) ** 2
-        self.imu_h[band, columns] += np.abs(z_imu) ** 2
-        self.cross_v[band, columns] += track_acc[2] * imu_acc[..., 2]
-        self.track_v[band, columns] += track_acc[2] ** 2
-        self.imu_v[band, columns] += imu_acc[..., 2] ** 2
-        self.count[band, columns] += 1.0
+        """One filtered sample of one band for table rows: tracks (T, 3), IMU (I', S, 3).
 
-    def add_activity(self, columns: list[int], track: float, imu: F64Array) -> None:
-        """One activity sample: the track's log shape change, the sites' log rotation speeds."""
-        self.activity[:, columns] += np.stack(
-            [np.ones_like(imu), np.full_like(imu, track), imu, np.full_like(imu, track**2),
-             imu**2, track * imu]
-        )  # fmt: skip
+        The tracks' energies use Python's float arithmetic (abs of a complex, x ** 2 = libm
+        pow), as the per-track code did, so the sums are bit-identical to it.
+        """
+        z_track = (track_acc[:, 0] + 1j * track_acc[:, 1])[:, None, None]  # (T, 1, 1)
+        z_imu = (imu_acc[..., 0] + 1j * imu_acc[..., 1])[None]  # (1, I', S)
+        rows_h = [abs(complex(x, y)) ** 2 for x, y, _ in track_acc.tolist()]
+        rows_v = [z**2 for _, _, z in track_acc.tolist()]
+        at = np.ix_(rows, columns)
+        self.cross_h[:, band][at] += z_track * np.conj(z_imu)
+        self.track_h[:, band][at] += np.array(rows_h)[:, None, None]
+        self.imu_h[:, band][at] += np.abs(z_imu) ** 2
+        self.cross_v[:, band][at] += track_acc[:, 2, None, None] * imu_acc[None, ..., 2]
+        self.track_v[:, band][at] += np.array(rows_v)[:, None, None]
+        self.imu_v[:, band][at] += imu_acc[None, ..., 2] ** 2
+        self.count[:, band][at] += 1.0
 
-    def features(self) -> F64Array:
-        """(I, features): per identity, the mean over its sites of each test statistic."""
-        horizontal = _statistic(np.abs(self.cross_h), self.track_h, self.imu_h, self.count)
-        vertical = _statistic(self.cross_v, self.track_v, self.imu_v, self.count)
-        bands = np.stack([horizontal.mean(axis=2), vertical.mean(axis=2)], axis=1)  # (B, 2, I)
-        n, sx, sy, sxx, syy, sxy = self.activity
+    def add_activity(
+        self, rows: list[int], columns: list[int], track: F64Array, imu: F64Array
+    ) -> None:
+        """One activity sample per table row: the tracks' log shape change (T,), the sites'
+        log rotation speeds (I', S)."""
+        x = track[:, None, None]  # (T, 1, 1)
+        y = imu[None]  # (1, I', S)
+        shape = (len(track), *imu.shape)
+        x2 = np.array([t**2 for t in track.tolist()])[:, None, None]  # Python's pow, see add_band
+        terms = [np.ones(shape), x, y, x2, y**2, x * y]
+        at = np.ix_(rows, range(6), columns)
+        self.activity[at] += np.stack([np.broadcast_to(t, shape) for t in terms], axis=1)
+
+    def features(self, rows: list[int] | None = None) -> F64Array:
+        """(..., I, features): per identity, the mean over its sites of each test statistic
+        (of the given table rows)."""
+        arrays = self._arrays() if rows is None else tuple(a[rows] for a in self._arrays())
+        cross_h, track_h, imu_h, cross_v, track_v, imu_v, count, activity = arrays
+        horizontal = _statistic(np.abs(cross_h), track_h, imu_h, count)
+        vertical = _statistic(cross_v, track_v, imu_v, count)
+        bands = np.stack([horizontal.mean(axis=-1), vertical.mean(axis=-1)], axis=-2)
+        n, sx, sy, sxx, syy, sxy = np.moveaxis(activity, -3, 0)
         safe = np.maximum(n, 1e-9)
-        activity = _statistic(
+        activity_stat = _statistic(
             sxy - sx * sy / safe, sxx - sx**2 / safe, syy - sy**2 / safe, np.maximum(n - 1, 0.0)
-        ).mean(axis=1)
-        return np.concatenate([bands.reshape(-1, bands.shape[-1]), activity[None]]).T
+        ).mean(axis=-1)
+        lead = bands.shape[:-3]
+        flat = bands.reshape(*lead, -1, bands.shape[-1])  # (..., 2B, I)
+        stacked = np.concatenate([flat, activity_stat[..., None, :]], axis=-2)
+        return np.swapaxes(stacked, -1, -2)
 
 
 def _statistic(

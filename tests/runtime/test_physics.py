@@ -195,6 +195,30 @@ def test_statistics_follow_a_continued_track() -> None:
     assert evidence.features([2])[0, 0, HORIZONTAL_SLOW] > 20.0
 
 
+def test_many_tracks_each_get_what_they_would_get_alone() -> None:
+    """The shared statistics table: rows do not leak into each other, and it grows past its
+    initial size; a track's numbers are bit-identical to the same track processed alone."""
+    signals = {k: frame_signals(20 + k % 6) for k in range(70)}
+    tracks = {k: track + 0.01 * k for k, (track, _) in signals.items()}
+    imu = {"a": signals[0][1], "b": signals[1][1]}
+    crowd = run(tracks, imu).features(list(tracks))
+    for k in (0, 1, 33, 69):
+        alone = run({k: tracks[k]}, imu).features([k])
+        np.testing.assert_array_equal(crowd[k], alone[0])
+    assert crowd[0, 0, HORIZONTAL_SLOW] > 20.0
+
+
+def test_a_new_track_in_a_freed_row_starts_from_nothing() -> None:
+    track, imu = frame_signals(8)
+    evidence = run({1: track}, {"a": imu})
+    assert evidence.statistics(1) is not None
+    evidence.observe(500, {})  # track 1 ends: its row is freed
+    assert evidence.statistics(1) is None
+    evidence.observe(501, {2: track[0] + BODY})
+    assert evidence.statistics(2) is None
+    assert np.all(evidence.features([1, 2]) == 0.0)
+
+
 def test_continuity_pairs_a_young_track_with_the_one_that_ended_nearby() -> None:
     continuity: TrackContinuity[str] = TrackContinuity(max_gap_s=4.0, speed_mps=1.5)
     here, there, far = np.array([1.0, 2.0]), np.array([1.8, 2.0]), np.array([8.0, 2.0])

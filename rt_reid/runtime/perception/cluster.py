@@ -287,14 +287,24 @@ def _head_seeds(
 def _kmeans(
     xy: npt.NDArray[np.float64], seeds: npt.NDArray[np.float64]
 ) -> list[npt.NDArray[np.int64]]:
-    """Partition points by a few Lloyd iterations from the given seeds."""
+    """Partition points by a few Lloyd iterations from the given seeds.
+
+    Distances per coordinate and centres from `bincount` sums (the same sequential sums as a
+    per-centre mean, so the same partition) keep each iteration a handful of passes over the
+    points whatever the number of seeds.
+    """
     centres = seeds.copy()
+    x, y = xy[:, 0], xy[:, 1]
     assign = np.zeros(len(xy), dtype=np.int64)
+    k = len(centres)
     for _ in range(KMEANS_ITERATIONS):
-        dist = ((xy[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-        assign = dist.argmin(axis=1)
-        for k in range(len(centres)):
-            chosen = assign == k
-            if chosen.any():
-                centres[k] = xy[chosen].mean(axis=0)
-    return [np.flatnonzero(assign == k) for k in range(len(centres))]
+        dx = x[:, None] - centres[None, :, 0]
+        dy = y[:, None] - centres[None, :, 1]
+        assign = (dx * dx + dy * dy).argmin(axis=1)
+        counts = np.bincount(assign, minlength=k)
+        filled = counts > 0  # a seed nobody is nearest to keeps its place
+        sums = np.stack([np.bincount(assign, weights=v, minlength=k) for v in (x, y)], axis=1)
+        centres[filled] = sums[filled] / counts[filled, None]
+    order = np.argsort(assign, kind="stable")
+    bounds = np.searchsorted(assign[order], np.arange(k + 1))
+    return [order[bounds[j] : bounds[j + 1]] for j in range(k)]
