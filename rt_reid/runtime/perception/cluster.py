@@ -17,7 +17,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from rt_reid.arrays import FloatArray
-from rt_reid.runtime.perception.frontend import Grid
+from rt_reid.runtime.perception.frontend import Grid, take_rows
 from rt_reid.runtime.perception.params import ClusterParams, RoiParams
 
 EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -91,7 +91,7 @@ class Clusterer:
         sorted_labels = labels[order]
         starts = np.flatnonzero(np.r_[True, sorted_labels[1:] != sorted_labels[:-1]])
         counts = np.diff(np.r_[starts, len(order)])
-        pts, hts = points[order], heights[order]
+        pts, hts = take_rows(points, order), heights[order]
         # Per-cluster statistics in one pass each (segments are contiguous after the sort).
         low = np.minimum.reduceat(pts, starts, axis=0)
         high = np.maximum.reduceat(pts, starts, axis=0)

@@ -26,6 +26,7 @@ from rt_reid.runtime.perception.frontend import (
     Rays,
     check_voxel_grid,
     roi_mask,
+    take_rows,
 )
 from rt_reid.runtime.perception.params import PerceptionParams
 from rt_reid.runtime.perception.rangeimage import (
@@ -114,7 +115,7 @@ class LidarPerception:
         ranges = np.sqrt(np.einsum("ij,ij->i", points, points))
         finite = np.isfinite(ranges)  # NaN/inf anywhere in a row
         if not finite.all():
-            points, ranges = points[finite], ranges[finite]
+            points, ranges = take_rows(points, finite), ranges[finite]
         if self._model is None:
             self._model = self._choose_model(Rays.of(points))
         model = self._model
@@ -174,8 +175,8 @@ class LidarPerception:
         """
         was_ready = model.ready
         frame_points, frame_ranges = points, ranges
-        inside = np.flatnonzero(roi_mask(points, ranges, self.params.roi))
-        points, ranges = points[inside], ranges[inside]
+        inside = roi_mask(points, ranges, self.params.roi)
+        points, ranges = take_rows(points, inside), ranges[inside]
         pixels = model.geometry.pixel(points, ranges)
         if not was_ready:
             self.ground.learn(points)

@@ -28,6 +28,18 @@ FLOOR_TOLERANCE = 0.6  # metres from the median learned floor that a cell's floo
 MAX_VOXELS = 50_000_000  # 50 M voxels = 600 MB of state: a region of interest this big is a typo
 
 
+def take_rows(points: FloatArray, index: npt.NDArray[np.int64] | BoolArray) -> FloatArray:
+    """`points[index]` for (N, 3) points, gathered as one record per row.
+
+    The same values; numpy gathers rows of a 2-D array several times slower than the 1-D
+    array of 12-byte records they form (65k returns: 1.4 -> 0.13 ms).
+    """
+    rows = np.ascontiguousarray(points)
+    records = rows.view(f"V{rows.dtype.itemsize * rows.shape[1]}").reshape(-1)
+    picked: FloatArray = records[index].view(rows.dtype).reshape(-1, rows.shape[1])
+    return picked
+
+
 def roi_mask(points: FloatArray, ranges: FloatArray, roi: RoiParams) -> BoolArray:
     """True for points inside the box and farther than `min_range` from the sensor."""
     x, y, z = points[:, 0], points[:, 1], points[:, 2]
