@@ -1,7 +1,8 @@
 """Bag replay: run the pipeline on a recorded rosbag2 as fast as possible, deterministically.
 
-IMU messages are fed to the pipeline in bag order and each LiDAR frame drives one pipeline step,
-exactly as the live node would see them, but without waiting. Outputs go into an MCAP bag
+IMU messages are fed to the pipeline in bag order (a frame's worth at a time, decoded in one
+vectorised step per topic) and each LiDAR frame drives one pipeline step, exactly as the live node
+would see them, but without waiting. Outputs go into an MCAP bag
 (`/reid/identities`, `/reid/markers`, `/reid/latency`, `/diagnostics`). When the input carries
 `/sim/ground_truth`, the stream identity metrics and the tracker's MOTA/IDF1 are computed.
 """
@@ -13,7 +14,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +37,18 @@ from rt_reid.evaluation.metrics import (
 )
 from rt_reid.evaluation.mot import MotFrame, tracking_metrics
 from rt_reid.io import ros_msgs
-from rt_reid.io.bag import BagMessage, BagWriter, bag_topics, msg_class, read_messages
+from rt_reid.io.bag import (
+    BagMessage,
+    BagWriter,
+    RawMessage,
+    bag_topics,
+    deserialize,
+    msg_class,
+    read_stream,
+)
 from rt_reid.io.pointcloud import FrameIdCheck, FrameIdError, pointcloud2_to_xyz
 from rt_reid.layouts import WearableLayout, get_layout
 from rt_reid.names import MsgType, Topic, parse_imu_topic, stamp_ns
-from rt_reid.runtime.imu_sample import ImuBatch
 from rt_reid.runtime.manifest import load_manifest
 from rt_reid.runtime.pipeline import FrameResult, ReidPipeline
 
@@ -54,6 +61,7 @@ OUTPUT_TOPICS = (
     (Topic.DIAGNOSTICS, MsgType.DIAGNOSTICS),
 )
 DIAGNOSTICS_EVERY = 10  # frames between /diagnostics messages (1 Hz at 10 Hz)
+MAX_PENDING_IMU = 8192  # raw Imu messages decoded at once even without a LiDAR frame between
 
 
 @dataclass
@@ -346,7 +354,14 @@ class BagReplayer:
 
 
 class _Replay:
-    """One replay's loop: each message kind to its stage, outputs of each frame to the out bag."""
+    """One replay's loop: each message kind to its stage, outputs of each frame to the out bag.
+
+    Imu messages stay raw until the next LiDAR frame; then they are all decoded and validated in
+    one vectorised step (`ros_msgs.decode_imu`) and each device's are buffered with one
+    `add_imu_batch`. Within a device they keep bag order, every Imu message before a frame in the
+    bag is buffered before that frame is processed, and bad messages are counted and logged in
+    bag order: the outcome is that of adding them one by one.
+    """
 
     def __init__(
         self,
@@ -367,6 +382,8 @@ class _Replay:
         self.streams = imu_streams(topics)
         self.types = ros_msgs.MessageTypes.from_lookup(msg_class)
         self.frame_ids = FrameIdCheck()
+        self.pending: list[RawMessage] = []  # Imu messages since the last flush, bag order
+        self.pending_rows: dict[str, list[int]] = {}  # topic -> its rows of `pending`
         self.previous: FrameResult | None = None
         self.first_ns: int | None = None
         self.last_ns = self.last_receive_ns = 0
@@ -378,20 +395,23 @@ class _Replay:
         for topic, count in ignored_imu_topics(self.topics).items():
             self.warn(f"ignored IMU topic {topic} ({count} messages): not /imu/<id>/<site>")
             self.result.skipped["imu_topic_unparsable"] += count
-        messages = read_messages(
+        messages = read_stream(
             self.in_bag,
             topics=[Topic.LIDAR, Topic.GROUND_TRUTH, *self.streams],
-            on_undecodable=partial(self.skip, "undecodable"),
+            raw_topics=self.streams,
+            on_undecodable=self.undecodable,
             on_lost=self.lost,
         )
         for item in messages:
-            if item.topic == Topic.LIDAR:
+            if isinstance(item, RawMessage):
+                self.imu(item)
+            elif item.topic == Topic.LIDAR:
+                self.flush_imu()
                 if self.lidar(item) and progress is not None:
                     progress(1)
-            elif item.topic == Topic.GROUND_TRUTH:
-                self.ground_truth(item)
             else:
-                self.imu(item)
+                self.ground_truth(item)
+        self.flush_imu()
         self.close()
         if self.first_ns is not None:
             self.result.bag_duration_s = (
@@ -427,25 +447,33 @@ class _Replay:
         self.last_ns = max(self.last_ns, frame_ns)
         return True
 
-    def imu(self, item: BagMessage) -> None:
-        """Validate one Imu message and buffer it; count why it was refused."""
-        identity, site = self.streams[item.topic]
-        try:
-            sample = ros_msgs.imu_sample(item.message, identity=identity, site=site)
-        except (MessageError, AttributeError, TypeError, ValueError) as err:
-            self.skip("imu", err)
+    def imu(self, item: RawMessage) -> None:
+        """Keep one raw Imu message until the next frame (or until many are waiting)."""
+        self.pending_rows.setdefault(item.topic, []).append(len(self.pending))
+        self.pending.append(item)
+        if len(self.pending) >= MAX_PENDING_IMU:
+            self.flush_imu()
+
+    def flush_imu(self) -> None:
+        """Decode the waiting Imu messages at once and add each device's in one batch."""
+        if not self.pending:
             return
-        self.result.imu_messages += 1
-        one = ImuBatch(
-            identity,
-            site,
-            np.array([sample.stamp_s]),
-            np.array([sample.orientation_xyzw]),
-            np.array([sample.specific_force]),
-            np.array([sample.angular_velocity]),
-        )
-        for reason, count in self.pipeline.add_imu_batch(one).items():
-            self.result.skipped[f"imu_{reason}"] += count
+        pending = self.pending
+        decoded = ros_msgs.decode_imu([raw.data for raw in pending], decode=self._decode)
+        for topic, rows in self.pending_rows.items():
+            batch = decoded.batch(*self.streams[topic], np.array(rows))
+            self.result.imu_messages += len(batch)
+            for reason, count in self.pipeline.add_imu_batch(batch).items():
+                self.result.skipped[f"imu_{reason}"] += count
+        self.pending, self.pending_rows = [], {}
+        errors = [(i, "undecodable", err) for i, err in decoded.undecodable]
+        errors += [(i, "imu", err) for i, err in decoded.invalid]
+        for _, kind, err in sorted(errors, key=lambda error: error[0]):
+            self.skip(kind, err)
+
+    def _decode(self, row: int) -> Any:
+        """One waiting message decoded on its own (outside the usual CDR layout)."""
+        return deserialize(self.in_bag, self.pending[row]).message
 
     def ground_truth(self, item: BagMessage) -> None:
         """Keep one ground-truth frame for the metrics."""
@@ -503,6 +531,11 @@ class _Replay:
         """Record a degradation once (it goes into /diagnostics and the summary)."""
         if warning not in self.result.warnings:
             self.result.warnings.append(warning)
+
+    def undecodable(self, err: BagError) -> None:
+        """Count a LiDAR or ground-truth message that does not decode, after the Imu before it."""
+        self.flush_imu()
+        self.skip("undecodable", err)
 
     def lost(self, topic: str, missing: int) -> None:
         """Count messages the bag's metadata recorded but the damaged file no longer holds."""

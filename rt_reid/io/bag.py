@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
@@ -118,6 +118,28 @@ class BagMessage:
     message: Any
 
 
+@dataclass(frozen=True)
+class RawMessage:
+    """One message as stored: its CDR bytes, with topic, type and receive timestamp (ns)."""
+
+    topic: str
+    msgtype: str
+    timestamp_ns: int
+    data: bytes | memoryview
+
+
+def deserialize(path: Path | str, raw: RawMessage) -> BagMessage:
+    """Decode one stored message of the bag at `path`; BagError names bag, topic and stamp."""
+    try:
+        message = typestore().deserialize_cdr(raw.data, raw.msgtype)
+    except Exception as err:
+        raise BagError(
+            f"{path}: cannot decode a {raw.msgtype} message on {raw.topic} at "
+            f"{raw.timestamp_ns} ns: {err}"
+        ) from err
+    return BagMessage(raw.topic, raw.msgtype, raw.timestamp_ns, message)
+
+
 # What `rosbags` and its storage readers raise on a damaged file (struct and mcap parsing errors
 # surface as ValueError/OverflowError/IndexError, a short read as EOFError).
 READ_ERRORS = (ReaderError, OSError, ValueError, KeyError, EOFError, OverflowError, IndexError)
@@ -150,28 +172,45 @@ def read_messages(
     metadata recorded (a damaged file that still parses), `on_lost(topic, missing)` is called
     for each such topic at the end (default: a logged warning).
     """
+    messages = read_stream(path, topics=topics, on_undecodable=on_undecodable, on_lost=on_lost)
+    return cast(Iterator[BagMessage], messages)  # no raw topics: every message is decoded
+
+
+def read_stream(
+    path: Path | str,
+    *,
+    topics: Iterable[str] | None = None,
+    raw_topics: Collection[str] = (),
+    on_undecodable: Callable[[BagError], None] | None = None,
+    on_lost: Callable[[str, int], None] | None = None,
+) -> Iterator[BagMessage | RawMessage]:
+    """`read_messages`, except that messages of `raw_topics` come undecoded, as `RawMessage`.
+
+    For topics whose messages are decoded in bulk (`rt_reid.io.ros_msgs.imu_batch`) or not at
+    all; `deserialize` decodes one.
+    """
     wanted = None if topics is None else set(topics)
-    store = typestore()
+    raw_set = set(raw_topics)
     try:
         with Reader(Path(path)) as reader:
             connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
             if not connections:  # rosbags reads an empty list as "every connection"
                 return
             seen: Counter[int] = Counter()
-            for connection, timestamp, raw in reader.messages(connections=connections):
+            for connection, timestamp, data in reader.messages(connections=connections):
                 seen[connection.id] += 1
+                raw = RawMessage(connection.topic, connection.msgtype, timestamp, data)
+                if connection.topic in raw_set:
+                    yield raw
+                    continue
                 try:
-                    message = store.deserialize_cdr(raw, connection.msgtype)
-                except Exception as err:
-                    error = BagError(
-                        f"{path}: cannot decode a {connection.msgtype} message on "
-                        f"{connection.topic} at {timestamp} ns: {err}"
-                    )
+                    message = deserialize(path, raw)
+                except BagError as error:
                     if on_undecodable is None:
-                        raise error from err
+                        raise
                     on_undecodable(error)
                     continue
-                yield BagMessage(connection.topic, connection.msgtype, timestamp, message)
+                yield message
             _report_lost(path, connections, seen, on_lost)
     except BagError:
         raise

@@ -3,7 +3,9 @@
 The ROS node builds it with ``MessageTypes.from_lookup(rt_reid_nodes.messages.lookup)``,
 tests and bag tools with ``MessageTypes.from_lookup(rt_reid.io.bag.msg_class)``. Every message is
 built with all of its fields passed explicitly (rosbags classes have no defaults; rclpy accepts
-the same keyword arguments). Imu messages become `ImuSample`s (`imu_sample`).
+the same keyword arguments). Imu messages become `ImuSample`s one at a time (`imu_sample`, the
+ROS callback) or, many at once straight from their CDR bytes, `ImuBatch`es (`decode_imu`, bag
+replay).
 """
 
 from __future__ import annotations
@@ -12,16 +14,17 @@ import colorsys
 import inspect
 import math
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, is_dataclass
 from functools import cache
 from typing import Any, cast
 
 import numpy as np
 
-from rt_reid.errors import MessageError
+from rt_reid.arrays import BoolArray, F64Array, I64Array
+from rt_reid.errors import MessageError, ReidError
 from rt_reid.names import UNKNOWN, stamp_ns
-from rt_reid.runtime.imu_sample import ImuSample
+from rt_reid.runtime.imu_sample import ImuBatch, ImuSample
 from rt_reid.runtime.pipeline import FrameResult, PipelineDiagnostics
 
 MARKER_NS_BOX, MARKER_NS_LABEL = "reid_boxes", "reid_labels"
@@ -114,13 +117,26 @@ def _make(cls: Any, **values: Any) -> Any:
     return cls(**{key: value for key, value in values.items() if key in names})
 
 
+# sensor_msgs/Imu in CDR (little endian): 4-byte encapsulation, header (stamp sec int32, nanosec
+# uint32, frame_id uint32 length + bytes incl. NUL), then 37 float64 aligned to 8 bytes of the body:
+# orientation xyzw, its covariance (9), angular velocity (3), its covariance (9), linear
+# acceleration (3), its covariance (9).
+IMU_CDR_TAIL = 37 * 8
+CDR_LITTLE_ENDIAN_WORD = 0x0100  # encapsulation bytes 00 01 read as little-endian uint16
+NS = 1_000_000_000
+COLUMNS = np.arange(4096)  # byte positions; longer messages (a huge frame_id) go one by one
+
+
 def imu_problem(
     quat: tuple[float, ...],
     force: tuple[float, ...],
     gyro: tuple[float, ...],
     orientation_covariance0: float,
 ) -> tuple[str | None, float]:
-    """(What is wrong with one Imu reading, or None; its quaternion norm): `imu_sample`'s rules."""
+    """(What is wrong with one Imu reading, or None; its quaternion norm): `imu_sample`'s rules.
+
+    `decode_imu` checks the same conditions on arrays and words each failure with this function.
+    """
     if orientation_covariance0 == -1.0:
         return (
             "Imu message has orientation_covariance[0] == -1 (no orientation estimate); the "
@@ -153,6 +169,128 @@ def imu_sample(msg: Any, *, identity: str, site: str) -> ImuSample:
         raise MessageError(problem)
     quat_n = (quat[0] / norm, quat[1] / norm, quat[2] / norm, quat[3] / norm)
     return ImuSample(identity, site, stamp_ns(msg.header.stamp) * 1e-9, quat_n, force, gyro)
+
+
+@dataclass(frozen=True)
+class ImuDecoded:
+    """Imu messages decoded at once: a reading per message (rows in message order), which rows
+    are valid, and why the others are not: `undecodable` and `invalid` hold (row, error)."""
+
+    stamps_s: F64Array
+    orientation_xyzw: F64Array  # normalised where valid
+    specific_force: F64Array
+    angular_velocity: F64Array
+    valid: BoolArray
+    undecodable: list[tuple[int, ReidError]]
+    invalid: list[tuple[int, MessageError]]
+
+    def batch(self, identity: str, site: str, rows: I64Array | None = None) -> ImuBatch:
+        """The valid readings among `rows` (default: all), in order, as `identity`/`site`'s."""
+        keep = np.flatnonzero(self.valid) if rows is None else rows[self.valid[rows]]
+        return ImuBatch(
+            identity,
+            site,
+            self.stamps_s[keep],
+            self.orientation_xyzw[keep],
+            self.specific_force[keep],
+            self.angular_velocity[keep],
+        )
+
+
+def _cdr_imu_rows(raws: Sequence[bytes | memoryview]) -> tuple[BoolArray, I64Array, F64Array]:
+    """Vectorised decode of little-endian CDR Imu: (decoded, stamp ns (N,), fields (N, 37)).
+
+    Messages are grouped by length (one group per frame_id length). A message is decoded here
+    only if it is exactly what `deserialize_cdr` accepts in the usual layout (encapsulation,
+    length, string terminator, UTF-8 frame_id); `decoded` is False for the others, which the
+    caller decodes one by one, so the outcome is the same as message by message.
+    """
+    n = len(raws)
+    decoded = np.zeros(n, dtype=bool)
+    stamps = np.zeros(n, dtype=np.int64)
+    fields = np.zeros((n, 37), dtype=np.float64)
+    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=n)
+    groups = [lengths[0]] if n and (lengths == lengths[0]).all() else np.unique(lengths)
+    for length in [int(g) for g in groups]:
+        index = np.arange(n) if len(groups) == 1 else np.flatnonzero(lengths == length)
+        if not 16 + IMU_CDR_TAIL <= length <= len(COLUMNS):
+            continue
+        rows = np.frombuffer(b"".join([raws[i] for i in index.tolist()]), dtype=np.uint8)
+        rows = rows.reshape(len(index), length)
+        head = rows[:, :16].copy().view("<u4")  # encapsulation, sec, nanosec, frame_id length
+        strlen = head[:, 3].astype(np.int64)
+        start = length - IMU_CDR_TAIL  # the 37 float64 end the message exactly
+        fast = (
+            ((head[:, 0] & 0xFFFF) == CDR_LITTLE_ENDIAN_WORD)
+            & (strlen >= 1)
+            & (4 + (12 + strlen + 7) // 8 * 8 == start)
+        )
+        fast[fast] = rows[fast, 15 + strlen[fast]] == 0  # the string's NUL terminator
+        in_name = (COLUMNS[:length] >= 16) & (COLUMNS[:length] < 15 + strlen[:, None])
+        for row in np.flatnonzero(fast & ((rows >= 0x80) & in_name).any(axis=1)).tolist():
+            try:  # not ASCII: is it UTF-8?
+                rows[row, 16 : 15 + strlen[row]].tobytes().decode()
+            except UnicodeDecodeError:
+                fast[row] = False
+        rows, index, head = rows[fast], index[fast], head[fast]
+        decoded[index] = True
+        stamps[index] = head[:, 1].view("<i4").astype(np.int64) * NS + head[:, 2]
+        fields[index] = rows[:, start:].copy().view("<f8")
+    return decoded, stamps, fields
+
+
+def decode_imu(raws: Sequence[bytes | memoryview], *, decode: Callable[[int], Any]) -> ImuDecoded:
+    """Decode and validate CDR Imu messages at once; `batch()` gives a device's readings.
+
+    The result equals `imu_sample` on each message: the same readings and the same errors.
+    Messages outside the usual layout are decoded one by one with `decode(index)` (which raises
+    ReidError for an undecodable one, e.g. `rt_reid.io.bag.deserialize`).
+    """
+    decoded, stamps, fields = _cdr_imu_rows(raws)
+    undecodable: list[tuple[int, ReidError]] = []
+    for i in np.flatnonzero(~decoded).tolist():
+        try:
+            msg = decode(i)
+        except ReidError as err:
+            undecodable.append((i, err))
+            continue
+        q, f, w = msg.orientation, msg.linear_acceleration, msg.angular_velocity
+        stamps[i] = stamp_ns(msg.header.stamp)
+        fields[i, 0:5] = (q.x, q.y, q.z, q.w, msg.orientation_covariance[0])
+        fields[i, 13:16] = (w.x, w.y, w.z)
+        fields[i, 25:28] = (f.x, f.y, f.z)
+        decoded[i] = True
+    quat, gyro, force = fields[:, 0:4], fields[:, 13:16], fields[:, 25:28]
+    with np.errstate(over="ignore", invalid="ignore"):  # inf and NaN are rejected below
+        square = quat * quat
+        norm = np.sqrt(((square[:, 0] + square[:, 1]) + square[:, 2]) + square[:, 3])
+    valid = (
+        decoded
+        & (fields[:, 4] != -1.0)
+        & np.isfinite(fields[:, [0, 1, 2, 3, 13, 14, 15, 25, 26, 27]]).all(axis=1)
+        & (norm >= 1e-6)
+        & (np.abs(norm - 1.0) <= 0.1)
+    )
+    invalid: list[tuple[int, MessageError]] = []
+    if not valid.all():
+        for i in np.flatnonzero(decoded & ~valid).tolist():
+            problem, _ = imu_problem(
+                tuple(quat[i].tolist()),
+                tuple(force[i].tolist()),
+                tuple(gyro[i].tolist()),
+                float(fields[i, 4]),
+            )
+            invalid.append((i, MessageError(problem)))
+        norm[~valid] = 1.0
+    return ImuDecoded(
+        stamps.astype(np.float64) * 1e-9,
+        quat / norm[:, None],
+        force,
+        gyro,
+        valid,
+        undecodable,
+        invalid,
+    )
 
 
 def _time(types: MessageTypes, nanoseconds: int) -> Any:

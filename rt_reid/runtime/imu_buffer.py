@@ -108,20 +108,35 @@ class DeviceBuffer:
     def _add(self, stamps: F64Array, values: F64Array) -> Counter[str]:
         """`add` without the queued readings: value checks at once, then stamps in order."""
         rejected: Counter[str] = Counter()
-        finite = np.isfinite(stamps) & np.isfinite(values).all(axis=1)
+        if not len(stamps):
+            return rejected
         q = values[:, 0:4]
         with np.errstate(over="ignore", invalid="ignore"):  # non-finite rows are rejected anyway
-            norm2 = ((q[:, 0] * q[:, 0] + q[:, 1] * q[:, 1]) + q[:, 2] * q[:, 2]) + q[:, 3] * q[
-                :, 3
-            ]
-        zero = finite & (norm2 < 1e-12)
-        for reason, mask in (("non_finite", ~finite), ("zero_quaternion", zero)):
-            count = int(np.count_nonzero(mask))
-            if count:
-                rejected[reason] += count
-        if rejected:
+            square = q * q
+            norm2 = ((square[:, 0] + square[:, 1]) + square[:, 2]) + square[:, 3]
+        if not (np.isfinite(stamps).all() and np.isfinite(values).all() and norm2.min() >= 1e-12):
+            finite = np.isfinite(stamps) & np.isfinite(values).all(axis=1)
+            zero = finite & (norm2 < 1e-12)
+            for reason, mask in (("non_finite", ~finite), ("zero_quaternion", zero)):
+                count = int(np.count_nonzero(mask))
+                if count:
+                    rejected[reason] += count
             keep = finite & ~zero
             stamps, values = stamps[keep], values[keep]
+        self._accept(stamps, values, rejected)
+        self._stats.rejected.update(rejected)
+        return rejected
+
+    def _accept(self, stamps: F64Array, values: F64Array, rejected: Counter[str]) -> None:
+        """Judge valid readings by stamp in arrival order: keep, too old, or clock jump back."""
+        newest = self._stats.newest_stamp
+        if len(stamps):  # the usual case: nothing reaches back far enough to matter
+            high = float(stamps.max())
+            top = high if newest is None else max(newest, high)
+            if stamps.min() >= top - min(self._clock_jump_s, self._horizon_s):
+                self._keep(stamps, values)
+                self._stats.newest_stamp = top
+                return
         while len(stamps):
             # newest accepted stamp before each reading; a reading older by more than
             # clock_jump_s ends the run: the buffer restarts from it
@@ -133,10 +148,9 @@ class DeviceBuffer:
             end = int(jumps[0]) if len(jumps) else len(stamps)
             if end:
                 old = stamps[:end] < before[:end] - self._horizon_s
-                accepted = ~old
                 if old.any():
                     rejected["too_old"] += int(np.count_nonzero(old))
-                self._keep(stamps[:end][accepted], values[:end][accepted])
+                self._keep(stamps[:end][~old], values[:end][~old])
                 top = float(stamps[:end].max())
                 if newest is None or top > newest:
                     self._stats.newest_stamp = top
@@ -152,8 +166,6 @@ class DeviceBuffer:
                 self.clear()
                 self._stats.resets += 1
             stamps, values = stamps[end:], values[end:]
-        self._stats.rejected.update(rejected)
-        return rejected
 
     def _keep(self, stamps: F64Array, values: F64Array) -> None:
         """Queue accepted readings for merging, merged every PENDING_FLUSH readings."""

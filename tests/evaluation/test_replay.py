@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 
 from rt_reid import cli
 from rt_reid.config import load_config
-from rt_reid.errors import BagError, ReidError
+from rt_reid.errors import BagError, MessageError, ReidError
 from rt_reid.evaluation.replay import BagReplayer, ReplayResult
 from rt_reid.io.bag import BAG_VERSION, BagWriter, bag_topics, read_messages, typestore
+from rt_reid.io.ros_msgs import imu_sample
 from rt_reid.names import Topic
 from rt_reid.paths import find_data, shipped_model
 from rt_reid_sim import SceneConfig, write_bag
@@ -256,3 +258,59 @@ def test_message_that_does_not_decode_is_counted_and_skipped(
     result = replayer.run(broken, tmp_path / "out")
     assert result.skipped["undecodable"] == 1
     assert result.frames == bag_topics(scene_bag)[Topic.LIDAR][1] - 1
+
+
+def test_imu_messages_are_decoded_in_batches_with_the_outcome_of_one_by_one(
+    scene_bag: Path, replayer: BagReplayer, tmp_path: Path
+) -> None:
+    """Garbage, invalid and unconfigured Imu messages: the counts and the first error of each
+    kind are those of decoding and validating every message on its own, in bag order."""
+    broken = tmp_path / "broken"
+    store = typestore()
+    with Writer(broken, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP) as raw:
+        connections: dict[str, Any] = {}
+
+        def write(topic: str, msgtype: str, ns: int, data: bytes) -> None:
+            if topic not in connections:
+                connections[topic] = raw.add_connection(topic, msgtype, typestore=store)
+            raw.write(connections[topic], ns, data)
+
+        for k, item in enumerate(read_messages(scene_bag)):
+            message = item.message
+            if item.topic.startswith("/imu/") and k % 97 == 3:
+                q = dataclasses.replace(message.orientation, x=float("nan"))
+                message = dataclasses.replace(message, orientation=q)
+            data = bytes(store.serialize_cdr(message, item.msgtype))
+            if item.topic.startswith("/imu/") and k % 89 == 5:
+                data = data[:-9]  # truncated: does not decode
+            if item.topic.startswith("/imu/") and k % 101 == 7:
+                data = bytes(store.serialize_cdr(message, item.msgtype, little_endian=False))
+            write(item.topic, item.msgtype, item.timestamp_ns, data)
+            if item.topic.endswith("/left_forearm") and k % 2:  # a site outside the layout
+                write(item.topic.replace("left_forearm", "left_ear"), item.msgtype, k, data)
+    expected: Counter[str] = Counter()
+    first: dict[str, str] = {}
+    with Reader(broken) as reader:  # bag order
+        imu = [c for c in reader.connections if c.topic.startswith("/imu/")]
+        stored = [(c.topic, bytes(data)) for c, _, data in reader.messages(connections=imu)]
+    for topic, data in stored:
+        try:
+            message = store.deserialize_cdr(data, "sensor_msgs/msg/Imu")
+            imu_sample(message, identity="x", site="y")
+        except Exception as err:  # the bag name in the undecodable error is checked apart
+            kind = "imu" if isinstance(err, MessageError) else "undecodable"
+            expected[kind] += 1
+            first.setdefault(kind, str(err))
+            continue
+        expected["accepted"] += 1
+        expected["unknown"] += topic.endswith("/left_ear")
+    result = replayer.run(broken, tmp_path / "out")
+    assert expected["imu"] > 0
+    assert expected["undecodable"] > 0
+    assert expected["unknown"] > 0
+    assert result.skipped["imu"] == expected["imu"]
+    assert result.skipped["undecodable"] == expected["undecodable"]
+    assert result.skipped["imu_unknown_device"] == expected["unknown"]
+    assert result.imu_messages == expected["accepted"]
+    assert result.first_errors["imu"] == first["imu"]
+    assert result.first_errors["undecodable"].endswith(first["undecodable"])

@@ -8,11 +8,15 @@ from rosbags.rosbag2 import StoragePlugin, Writer
 from rt_reid.errors import BagError
 from rt_reid.io.bag import (
     BAG_VERSION,
+    BagMessage,
     BagWriter,
+    RawMessage,
     bag_topics,
+    deserialize,
     header,
     msg_class,
     read_messages,
+    read_stream,
     typestore,
 )
 from tests.io.mcap_reader import read_with_mcap
@@ -102,6 +106,29 @@ def test_undecodable_message_is_reported_and_skipped_on_request(tmp_path: Path):
     assert [m.timestamp_ns for m in kept] == [5, 7]
     assert len(errors) == 1
     assert "at 6 ns" in str(errors[0])
+
+
+def test_raw_topics_come_undecoded_in_bag_order(tmp_path: Path):
+    path = tmp_path / "bag"
+    with BagWriter(path) as writer:
+        writer.write("/a", 5, _detections(5))
+        writer.write("/b", 6, _detections(6))
+        writer.write("/a", 7, _detections(7))
+    items = list(read_stream(path, raw_topics={"/a"}))
+    assert [(type(m), m.topic, m.timestamp_ns) for m in items] == [
+        (RawMessage, "/a", 5),
+        (BagMessage, "/b", 6),
+        (RawMessage, "/a", 7),
+    ]
+    raw = items[0]
+    assert isinstance(raw, RawMessage)
+    decoded = deserialize(path, raw)
+    assert decoded.message.header == next(iter(read_messages(path))).message.header
+    assert decoded.message.detections[0].id == "7"
+    garbage = RawMessage("/a", raw.msgtype, 9, b"\x00\x01\x00")
+    with pytest.raises(BagError, match=r"bag: cannot decode a vision_msgs/msg/Detection3DArray "
+                       r"message on /a at 9 ns"):  # fmt: skip
+        deserialize(path, garbage)
 
 
 def test_topics_naming_no_topic_of_the_bag_yield_nothing(tmp_path: Path):

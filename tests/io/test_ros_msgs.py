@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from rt_reid.errors import MessageError
-from rt_reid.io.bag import BagWriter, header, msg_class, read_messages, typestore
+from rt_reid.errors import BagError, MessageError
+from rt_reid.io.bag import (
+    BagWriter,
+    RawMessage,
+    deserialize,
+    header,
+    msg_class,
+    read_messages,
+    typestore,
+)
 from rt_reid.io.ros_msgs import (
+    ImuDecoded,
     MessageTypes,
+    decode_imu,
     detections_msg,
     diagnostics_msg,
     identity_colour,
@@ -23,6 +36,7 @@ from rt_reid.runtime.imu_buffer import DeviceStats
 from rt_reid.runtime.pipeline import FrameResult, IdentityTrack, PipelineDiagnostics
 
 TYPES = MessageTypes.from_lookup(msg_class)
+IMU = "sensor_msgs/msg/Imu"
 STAMP_NS = 1_700_000_000_123_456_789
 
 
@@ -90,6 +104,109 @@ def test_imu_sample_valid_and_invalid() -> None:
     ):
         with pytest.raises(MessageError, match=error):
             imu_sample(message, identity="alice", site="left_wrist")
+
+
+def _per_message(raws: list[bytes]) -> tuple[list, list[int], list[tuple[int, str]]]:
+    """What decoding and validating one message at a time gives: samples, undecodable, invalid."""
+    samples, undecodable, invalid = [], [], []
+    for i, data in enumerate(raws):
+        try:
+            message = deserialize("bag", RawMessage("/imu/a/b", IMU, 0, data)).message
+        except BagError:
+            undecodable.append(i)
+            continue
+        try:
+            samples.append(imu_sample(message, identity="a", site="b"))
+        except MessageError as err:
+            invalid.append((i, str(err)))
+    return samples, undecodable, invalid
+
+
+def _batched(raws: list[bytes]) -> ImuDecoded:
+    def decode(i: int) -> Any:
+        return deserialize("bag", RawMessage("/imu/a/b", IMU, 0, raws[i])).message
+
+    return decode_imu(raws, decode=decode)
+
+
+def _assert_same(raws: list[bytes]) -> ImuDecoded:
+    """decode_imu gives exactly the readings and errors of imu_sample on each message."""
+    samples, undecodable, invalid = _per_message(raws)
+    decoded = _batched(raws)
+    batch = decoded.batch("a", "b")
+    assert (batch.identity, batch.site) == ("a", "b")
+    assert [i for i, _ in decoded.undecodable] == undecodable
+    assert [(i, str(err)) for i, err in decoded.invalid] == invalid
+    assert batch.stamps_s.tolist() == [s.stamp_s for s in samples]
+    assert batch.orientation_xyzw.tolist() == [list(s.orientation_xyzw) for s in samples]
+    assert batch.specific_force.tolist() == [list(s.specific_force) for s in samples]
+    assert batch.angular_velocity.tolist() == [list(s.angular_velocity) for s in samples]
+    return decoded
+
+
+def _cdr(message: Any, *, little_endian: bool = True) -> bytes:
+    return bytes(typestore().serialize_cdr(message, IMU, little_endian=little_endian))
+
+
+def _with_frame_id(frame_id: str, stamp_ns: int, **values: Any) -> Any:
+    return dataclasses.replace(_imu(**values), header=header(stamp_ns, frame_id))
+
+
+def test_decode_imu_equals_imu_sample_on_every_message() -> None:
+    good = [_with_frame_id(f, STAMP_NS + k) for k, f in enumerate(["", "a", "wearer/left" * 3])]
+    bad = [
+        _imu(q=(0.0, float("nan"), 0.0, 1.0)),
+        _imu(a=(0.0, float("inf"), 9.8)),
+        _imu(w=(0.0, 0.0, -float("inf"))),
+        _imu(q=(0.0, 0.0, 0.0, 0.0)),
+        _imu(q=(0.0, 0.0, 0.0, 1.2)),
+        _imu(orientation_cov=-1.0),
+        _imu(q=(1e200, 0.0, 0.0, 1e200)),
+    ]
+    raws = [_cdr(m) for m in good + bad]
+    valid = _cdr(good[1])
+    raws += [
+        _cdr(good[2], little_endian=False),  # big-endian CDR: decoded one by one
+        valid + b"\0\0\0",  # padding rosbags accepts
+        valid + b"\0" * 8,  # too long
+        valid[:-1],  # truncated
+        b"\0\2" + valid[2:],  # unknown encapsulation
+        valid[:16] + b"\xff" + valid[17:],  # frame_id "a" replaced by a byte that is not UTF-8
+        valid[:17] + b"x" + valid[18:],  # no NUL terminator
+        valid[:12] + (9).to_bytes(4, "little") + valid[16:],  # string length beyond the layout
+        b"\0\1",
+    ]
+    raws += raws  # a second message of each layout in the same group
+    decoded = _assert_same(raws)
+    assert len(decoded.batch("a", "b")) == 2 * 5
+    odd = decoded.batch("a", "b", np.arange(1, len(raws), 2))  # every other message
+    assert odd.stamps_s.tolist() == decoded.batch("a", "b").stamps_s[1::2].tolist()
+    assert len(decoded.invalid) == 2 * len(bad)
+    assert len(decoded.undecodable) == 2 * 7
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            st.floats(allow_nan=True, allow_infinity=True),
+            st.sampled_from([-1.0, 0.0, 1.0, 0.9, 1.1, 1e-7, 1e154]),
+        ),
+        min_size=11,
+        max_size=11,
+    ),
+    frame_id=st.text(max_size=12),
+)
+def test_decode_imu_validates_like_imu_sample(values: list[float], frame_id: str) -> None:
+    message = _with_frame_id(
+        frame_id,
+        STAMP_NS,
+        q=tuple(values[0:4]),
+        a=tuple(values[4:7]),
+        w=tuple(values[7:10]),
+        orientation_cov=values[10],
+    )
+    _assert_same([_cdr(message), _cdr(_imu())])
 
 
 def test_detections_and_markers_round_trip_through_a_bag(tmp_path: Path) -> None:
