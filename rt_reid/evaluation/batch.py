@@ -132,7 +132,7 @@ def replay_job(job: BagJob) -> BagOutcome:
 
 @contextmanager
 def _worker_environment() -> Iterator[None]:
-    """Set WORKER_ENV while worker processes start (they copy the environment), then restore."""
+    """Set WORKER_ENV for a pool's lifetime (its processes copy it as they start), then restore."""
     saved = {key: os.environ.get(key) for key in WORKER_ENV}
     os.environ.update(WORKER_ENV)
     try:
