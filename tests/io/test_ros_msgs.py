@@ -33,6 +33,7 @@ from rt_reid.io.ros_msgs import (
     markers_msg,
 )
 from rt_reid.runtime.imu_buffer import DeviceStats
+from rt_reid.runtime.imu_sample import ImuSample
 from rt_reid.runtime.pipeline import FrameResult, IdentityTrack, PipelineDiagnostics
 
 TYPES = MessageTypes.from_lookup(msg_class)
@@ -106,9 +107,11 @@ def test_imu_sample_valid_and_invalid() -> None:
             imu_sample(message, identity="alice", site="left_wrist")
 
 
-def _per_message(raws: list[bytes]) -> tuple[list, list[int], list[tuple[int, str]]]:
+def _per_message(raws: list[bytes]) -> tuple[list[ImuSample], list[int], list[tuple[int, str]]]:
     """What decoding and validating one message at a time gives: samples, undecodable, invalid."""
-    samples, undecodable, invalid = [], [], []
+    samples: list[ImuSample] = []
+    undecodable: list[int] = []
+    invalid: list[tuple[int, str]] = []
     for i, data in enumerate(raws):
         try:
             message = deserialize("bag", RawMessage("/imu/a/b", IMU, 0, data)).message

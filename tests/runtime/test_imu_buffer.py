@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -303,7 +304,7 @@ def _device() -> DeviceBuffer:
 def test_batches_of_any_size_decide_like_one_reading_at_a_time(seed: int) -> None:
     stamps, values = _messy_stream(seed)
     single, queued, chunked, whole = _device(), _device(), _device(), _device()
-    counts: list = []
+    counts: list[Counter[str]] = []
     for i in range(len(stamps)):  # one reading per call: no state carried within a batch
         counts.append(single.add(stamps[i : i + 1], values[i : i + 1]))
         queued.queue(float(stamps[i]), values[i].tolist())
