@@ -4,9 +4,10 @@ For each crowd size a scene is simulated into a temporary rosbag2 and replayed t
 pipeline (bag read + PointCloud2 decode + perception + windows + IMU + inference + identity +
 output bag). Prints per-stage p50/p99 per frame, end-to-end p50/p99 (decode + pipeline), the
 replay's own cost outside them (bag reading/deserialising, building and writing the output
-messages) and the replay speed as a multiple of real time, as a Markdown table. To compare
-releases side by side, run it with the library of each tree on the path (same seeds, same scenes):
-`PYTHONPATH=/tmp/wt_before python bench/bench_pipeline.py ...`.
+messages), the replay speed as a multiple of real time and the replay's CPU time per frame
+(process time: what the replay costs whatever else runs on the machine), as a Markdown table.
+To compare releases side by side, run it with the library of each tree on the path (same
+seeds, same scenes): `PYTHONPATH=/tmp/wt_before python bench/bench_pipeline.py ...`.
 
     OMP_NUM_THREADS=1 python bench/bench_pipeline.py               # 1 2 4 8 16 32 people
     python bench/bench_pipeline.py --people 8 --duration 20 --lidar os1-32 --columns 512
@@ -83,14 +84,17 @@ def main() -> int:
             write_bag(scene, bag)
             sim_s = time.perf_counter() - tic
             replayer = BagReplayer(config=config, model_dir=model, backend=args.backend)
+            cpu = time.process_time()
             result = replayer.run(bag, Path(tmp) / f"out_{people}")
+            cpu_ms = (time.process_time() - cpu) * 1e3 / max(result.frames, 1)
             steady = {k: v[args.warmup_frames :] for k, v in result.timings.items()}
             table = latency_percentiles(steady)
-            rows.append((people, result, table, sim_s))
+            rows.append((people, result, table, cpu_ms))
             total = table["total"]
             print(
                 f"{people:>2} people: p50 {total['p50']:.1f} ms, p99 {total['p99']:.1f} ms, "
-                f"{result.realtime_factor:.1f}x real time (simulated in {sim_s:.0f} s)",
+                f"{result.realtime_factor:.1f}x real time, {cpu_ms:.1f} ms CPU per frame "
+                f"(simulated in {sim_s:.0f} s)",
                 file=sys.stderr,
                 flush=True,
             )
@@ -107,10 +111,10 @@ def main() -> int:
     print(
         "| people | points/frame | "
         + " | ".join(present)
-        + " | bag I/O + messages (mean ms/frame) | replay x RT | targets |"
+        + " | bag I/O + messages (mean ms/frame) | replay x RT | replay CPU ms/frame | targets |"
     )
-    print("|---|---|" + "---|" * len(present) + "---|---|---|")
-    for people, result, table, _ in rows:
+    print("|---|---|" + "---|" * len(present) + "---|---|---|---|")
+    for people, result, table, cpu_ms in rows:
         cells = [
             f"{table[s]['p50']:.1f} / {table[s]['p99']:.1f}" if s in table else "-" for s in present
         ]
@@ -126,7 +130,8 @@ def main() -> int:
         print(
             f"| {people} | {points:.0f} | "
             + " | ".join(cells)
-            + f" | {overhead:.1f} | {result.realtime_factor:.1f} | {'; '.join(targets)} |"
+            + f" | {overhead:.1f} | {result.realtime_factor:.1f} | {cpu_ms:.1f} | "
+            + f"{'; '.join(targets)} |"
         )
     return 0
 

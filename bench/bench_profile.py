@@ -4,7 +4,9 @@ Two paths over the same bag, 8 and 32 people by default (simulated OS1-64 x 1024
 given bags):
 - replay (`BagReplayer`, as `rt-reid replay`): the pipeline's own stage timings
   (`ReplayResult.timings`, wall clock per frame: decode, background, cluster, track, windows,
-  imu, inference, physics, identity), and the replay's cost outside them (bag reading and
+  imu, inference, physics, identity), the thread CPU time of the main parts (`CPU_PARTS`:
+  steadier than wall time on a shared machine; with `--no-live` this runs on older trees too,
+  `PYTHONPATH=<tree>`), and the replay's cost outside the stages (bag reading and
   deserialising, IMU decoding and buffering, building and writing output messages) as the rest
   of the wall time. With `--cprofile` a second replay runs under cProfile and the rest is split
   by function (cumulative time of the named callables, scaled to the unprofiled wall time), and
@@ -32,8 +34,11 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Iterable
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -44,7 +49,13 @@ from rt_reid.io.bag import read_messages
 from rt_reid.io.pointcloud import pointcloud2_to_xyz
 from rt_reid.names import Topic, stamp_ns
 from rt_reid.paths import find_data, shipped_model
+from rt_reid.runtime.identity import IdentityAssigner
+from rt_reid.runtime.imu_buffer import ImuStore
 from rt_reid.runtime.live import Frame, Latency, ReidEngine, result_to_json
+from rt_reid.runtime.perception.cluster import Clusterer
+from rt_reid.runtime.perception.core import LidarPerception
+from rt_reid.runtime.perception.tracker import Tracker
+from rt_reid.runtime.physics import MotionEvidence
 from rt_reid.runtime.pipeline import FrameResult, ReidPipeline
 from rt_reid_sim import SceneConfig, write_bag
 
@@ -66,6 +77,20 @@ REPLAY_PARTS = {
     "IMU decode": ("io/ros_msgs.py", "imu"),
     "IMU buffering (add_imu)": ("runtime/pipeline.py", "add_imu"),
     "output messages + write": ("evaluation/replay.py", "_write"),
+}
+# Thread CPU time of these callables during the replay (steadier than wall time on a loaded
+# machine); indented parts are inside the one above.
+CPU_PARTS: dict[str, tuple[type, tuple[str, ...]]] = {
+    "perception (LidarPerception.process)": (LidarPerception, ("process",)),
+    "  clustering (Clusterer.detect)": (Clusterer, ("detect",)),
+    "  tracking (Tracker.update)": (Tracker, ("update",)),
+    "physics stage (ReidPipeline._physics_step)": (ReidPipeline, ("_physics_step",)),
+    "  IMU motion (ImuStore.motion_many)": (ImuStore, ("motion_many",)),
+    "  physics evidence (MotionEvidence observe/update/features)": (
+        MotionEvidence,
+        ("observe", "update", "features"),
+    ),
+    "identity (IdentityAssigner.update)": (IdentityAssigner, ("update",)),
 }
 TOP_FUNCTIONS = 15
 DRAIN_TIMEOUT_S = 30.0
@@ -96,12 +121,43 @@ def stage_means(timings: dict[str, list[float]], warmup: int) -> dict[str, np.nd
     return {k: np.asarray(v[warmup:], np.float64) * 1e3 for k, v in timings.items()}
 
 
+@contextmanager
+def cpu_timers() -> Iterator[dict[str, float]]:
+    """Thread CPU seconds spent in each of CPU_PARTS while the block runs."""
+    spent: defaultdict[str, float] = defaultdict(float)
+    originals: list[tuple[type, str, Any]] = []
+
+    def timed(label: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            tic = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label] += time.thread_time() - tic
+
+        return wrapper
+
+    for label, (owner, names) in CPU_PARTS.items():
+        for name in names:
+            originals.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, timed(label, getattr(owner, name)))
+    try:
+        yield spent
+    finally:
+        for owner, name, function in originals:
+            setattr(owner, name, function)
+
+
 def profile_replay(
     bag: Path, config: ReidConfig, model: Path, out: Path, args: argparse.Namespace
 ) -> list[str]:
-    """Replay-path tables: pipeline stages from the replay's timings, the rest by function."""
+    """Replay-path tables: pipeline stages from the replay's timings, CPU time of the main
+    parts, and the rest by function."""
     replayer = BagReplayer(config=config, model_dir=model)
-    result = replayer.run(bag, out / "replay")
+    cpu = time.process_time()
+    with cpu_timers() as spent:
+        result = replayer.run(bag, out / "replay")
+    cpu_ms = (time.process_time() - cpu) * 1e3 / result.frames
     frames = result.frames
     steady = stage_means(result.timings, args.warmup_frames)
     wall_ms = result.wall_s * 1e3 / frames
@@ -130,6 +186,14 @@ def profile_replay(
     rest = wall_ms - pipeline_ms
     lines.append(f"| replay outside the pipeline (all frames) | {rest:.2f} | | "
                  f"{100 * rest / wall_ms:.1f} % |")  # fmt: skip
+    parts = {label: seconds * 1e3 / frames for label, seconds in spent.items()}
+    lines += [
+        "",
+        f"CPU time (thread time, all frames): replay {cpu_ms:.1f} ms/frame.\n",
+        "| part | CPU ms/frame | share of replay CPU |",
+        "|---|---|---|",
+        *share_rows({k: parts.get(k, 0.0) for k in CPU_PARTS}, cpu_ms),
+    ]
     if args.cprofile:
         lines += [
             "",
