@@ -176,24 +176,20 @@ class ImuDecoded:
     """Imu messages decoded at once: a reading per message (rows in message order), which rows
     are valid, and why the others are not: `undecodable` and `invalid` hold (row, error)."""
 
-    stamps_s: F64Array
-    orientation_xyzw: F64Array  # normalised where valid
-    specific_force: F64Array
-    angular_velocity: F64Array
+    readings: F64Array  # (N, 11): stamp s, quaternion xyzw (normalised where valid), force, gyro
     valid: BoolArray
     undecodable: list[tuple[int, ReidError]]
     invalid: list[tuple[int, MessageError]]
 
     def batch(self, identity: str, site: str, rows: I64Array | None = None) -> ImuBatch:
         """The valid readings among `rows` (default: all), in order, as `identity`/`site`'s."""
-        keep = np.flatnonzero(self.valid) if rows is None else rows[self.valid[rows]]
+        if rows is None:
+            rows = np.arange(len(self.valid))
+        if self.undecodable or self.invalid:  # every other row is valid
+            rows = rows[self.valid[rows]]
+        picked = self.readings[rows]
         return ImuBatch(
-            identity,
-            site,
-            self.stamps_s[keep],
-            self.orientation_xyzw[keep],
-            self.specific_force[keep],
-            self.angular_velocity[keep],
+            identity, site, picked[:, 0], picked[:, 1:5], picked[:, 5:8], picked[:, 8:11]
         )
 
 
@@ -282,15 +278,12 @@ def decode_imu(raws: Sequence[bytes | memoryview], *, decode: Callable[[int], An
             )
             invalid.append((i, MessageError(problem)))
         norm[~valid] = 1.0
-    return ImuDecoded(
-        stamps.astype(np.float64) * 1e-9,
-        quat / norm[:, None],
-        force,
-        gyro,
-        valid,
-        undecodable,
-        invalid,
-    )
+    readings = np.empty((len(valid), 11))
+    readings[:, 0] = stamps.astype(np.float64) * 1e-9
+    readings[:, 1:5] = quat / norm[:, None]
+    readings[:, 5:8] = force
+    readings[:, 8:11] = gyro
+    return ImuDecoded(readings, valid, undecodable, invalid)
 
 
 def _time(types: MessageTypes, nanoseconds: int) -> Any:
