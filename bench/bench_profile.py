@@ -73,10 +73,10 @@ PIPELINE_STAGES = (
 # Replay work outside the pipeline's stages, by the callables that do it (cProfile cumulative
 # time; substrings of "file:line(function)" as pstats names them).
 REPLAY_PARTS = {
-    "bag read + deserialise": ("io/bag.py", "read_messages"),
+    "bag read + deserialise": ("io/bag.py", "read_"),
     "IMU decode": ("io/ros_msgs.py", "imu"),
     "IMU buffering (add_imu)": ("runtime/pipeline.py", "add_imu"),
-    "output messages + write": ("evaluation/replay.py", "_write"),
+    "output messages + write": ("evaluation/replay.py", "write"),
 }
 # Thread CPU time of these callables during the replay (steadier than wall time on a loaded
 # machine); indented parts are inside the one above.
