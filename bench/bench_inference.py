@@ -5,7 +5,7 @@ Usage (a shipped model, or a random-weight export for development):
     OMP_NUM_THREADS=1 python bench/bench_inference.py --model /tmp/rand --threads 1
 Prints one row per (encoder, batch): p50/p99 ms per call and p50 ms per window; then the per-frame
 cost of the IMU stage (ingesting 100 ms of 100 Hz samples of every device, then the sliding IMU
-windows of all identities: `ImuStore.add` + `ImuStore.features_many`) for 1..32 identities.
+windows of all identities: `ImuStore.add_batch` + `ImuStore.features_many`) for 1..32 identities.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from rt_reid.names import RUNTIME_MODALITIES
 from rt_reid.paths import shipped_model
 from rt_reid.runtime.features import GRAVITY
 from rt_reid.runtime.imu_buffer import ImuStore, ImuStoreParams
+from rt_reid.runtime.imu_sample import ImuBatch
 from rt_reid.runtime.inference import EncoderSet
 from rt_reid.runtime.manifest import Manifest
 
@@ -49,8 +50,9 @@ def bench_imu(manifest: Manifest, identities: int, frames: int) -> tuple[float, 
             for site in sites:
                 quats = Rotation.random(per_frame, random_state=rng).as_quat()
                 force = rng.normal(0.0, 2.0, (per_frame, 3)) + np.array([0.0, 0.0, GRAVITY])
-                for k in range(per_frame):
-                    store.add(name, site, float(stamps[k]), quats[k], force[k], (0.0, 0.0, 0.0))
+                store.add_batch(
+                    ImuBatch(name, site, stamps, quats, force, np.zeros((per_frame, 3)))
+                )
         toc = time.perf_counter()
         frame_stamps = np.arange(frame - window, frame, dtype=np.float64) * period
         if frame >= window + 2:

@@ -24,6 +24,7 @@ from scipy.optimize import linear_sum_assignment
 
 from rt_reid.config import ReidConfig, load_config
 from rt_reid.paths import find_data, shipped_model
+from rt_reid.runtime.imu_sample import ImuSample
 from rt_reid.runtime.physics import PhysicsParams, feature_names, fit_physics_llr, physics_llr
 from rt_reid.runtime.pipeline import ReidPipeline
 from rt_reid_sim import SceneConfig, simulate_scene
@@ -94,12 +95,14 @@ def scene_records(
         while cursor < len(samples) and samples[cursor][0] <= stamp + 0.02:
             sample_stamp, identity, site, stream, i = samples[cursor]
             pipe.add_imu(
-                identity,
-                site,
-                sample_stamp,
-                stream.orientation_xyzw[i],
-                stream.specific_force[i],
-                stream.angular_velocity[i],
+                ImuSample(
+                    identity,
+                    site,
+                    sample_stamp,
+                    tuple(stream.orientation_xyzw[i].tolist()),
+                    tuple(stream.specific_force[i].tolist()),
+                    tuple(stream.angular_velocity[i].tolist()),
+                )
             )
             cursor += 1
         result = pipe.process_frame(float(stamp), scene.frame_points(t))

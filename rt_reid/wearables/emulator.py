@@ -175,7 +175,7 @@ class BagWearableEmulator:
                 stats.skipped_out_of_order += 1
                 continue
             try:
-                sample = imu_sample(message.message)
+                sample = imu_sample(message.message, identity=stream[0], site=stream[1])
             except MessageError as err:
                 stats.skipped_invalid += 1
                 if stats.skipped_invalid == 1:

@@ -460,7 +460,7 @@ def test_bridge_imu_messages_round_trip_through_cdr() -> None:
         )
         assert decoded.header.frame_id == "wearer_01/left_forearm"
         assert decoded.header.stamp.sec * 10**9 + decoded.header.stamp.nanosec == stamps[i]
-        sample = imu_sample(decoded)
+        sample = imu_sample(decoded, identity="wearer_01", site="left_forearm")
         np.testing.assert_allclose(sample.specific_force, force[i], rtol=1e-6)
         np.testing.assert_allclose(sample.angular_velocity, gyro[i], rtol=1e-6)
         np.testing.assert_allclose(sample.orientation_xyzw, quat[i], rtol=1e-6)
@@ -470,4 +470,4 @@ def test_bridge_imu_messages_round_trip_through_cdr() -> None:
     )
     assert no_orientation[0].orientation_covariance[0] == -1.0
     with pytest.raises(MessageError, match="no orientation estimate"):
-        imu_sample(no_orientation[0])
+        imu_sample(no_orientation[0], identity="wearer_01", site="left_forearm")

@@ -26,6 +26,7 @@ from rt_reid.config import ReidConfig
 from rt_reid.errors import ConfigError
 from rt_reid.layouts import get_layout
 from rt_reid.runtime.features import GRAVITY
+from rt_reid.runtime.imu_sample import ImuSample
 from rt_reid.runtime.pipeline import STAGES, FrameResult, ReidPipeline
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,6 +98,7 @@ def lidar_frame(t: float, seed: int) -> np.ndarray:
 
 def imu_samples(person: Person, t0: float, t1: float, *, offset: float, seed: int):
     """Samples of all sites between t0 and t1 (true time), stamped with the device clock."""
+    assert person.identity is not None
     rng = np.random.default_rng(seed)
     out = []
     for k, site in enumerate(SITES):
@@ -107,12 +109,12 @@ def imu_samples(person: Person, t0: float, t1: float, *, offset: float, seed: in
         for stamp, a in zip(stamps, acc, strict=True):
             device_stamp = stamp + offset + rng.normal(0, 0.002)
             out.append(
-                (
+                ImuSample(
                     person.identity,
                     site,
-                    device_stamp,
+                    float(device_stamp),
                     quat,
-                    (0.0, 0.0, GRAVITY + a),
+                    (0.0, 0.0, float(GRAVITY + a)),
                     (0.0, 0.0, 0.0),
                 )
             )
@@ -185,7 +187,7 @@ def run_scene(
         rng = np.random.default_rng(frame)
         order = rng.permutation(len(batch))
         for i in order:
-            pipe.add_imu(*batch[i])
+            pipe.add_imu(batch[i])
         results.append(pipe.process_frame(t, lidar_frame(t, frame)))
     return results
 
@@ -282,7 +284,12 @@ def test_backwards_stamp_resets_and_duplicates_are_dropped(
 def test_add_imu_from_another_thread(oracle_dir: Path) -> None:
     pipe = ReidPipeline(config=make_config(oracle_dir), model_dir=oracle_dir, backend="cpu")
     samples = imu_samples(PEOPLE[0], 0.0, 3.0, offset=0.0, seed=0)
-    worker = threading.Thread(target=lambda: [pipe.add_imu(*s) for s in samples])
+
+    def feed() -> None:
+        for sample in samples:
+            pipe.add_imu(sample)
+
+    worker = threading.Thread(target=feed)
     worker.start()
     for frame in range(5):
         pipe.process_frame(frame / RATE, lidar_frame(frame / RATE, frame))
