@@ -22,9 +22,8 @@ from rt_reid_nodes.messages import lookup
 from rt_reid_nodes.spin import run_node
 from sensor_msgs.msg import Imu
 
-from rt_reid.cli.live import DOC, IngestTiming
 from rt_reid.errors import ConfigError
-from rt_reid.wearables.ingest import WearableIngest
+from rt_reid.wearables.ingest import DOC, IngestTiming, WearableIngest
 from rt_reid.wearables.keys import KeyStore
 from rt_reid.wearables.packet import ImuPacket
 from rt_reid.wearables.ros_imu import ImuTypes, imu_messages

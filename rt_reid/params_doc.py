@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from rt_reid.cli.live import DOC, IngestTiming
 from rt_reid.config import schema, schema_node
+from rt_reid.wearables.ingest import DOC, IngestTiming
 
 ROOT = Path(__file__).resolve().parents[1]
 READMES = (

@@ -5,33 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from rt_reid.wearables.ingest import DOC, IngestTiming
+
 LOG = logging.getLogger(__name__)
-DOC = "doc"  # field metadata key: the parameter's meaning (CLI help, ROS descriptor, README)
-
-
-@dataclass(frozen=True)
-class IngestTiming:
-    """Replay-guard timing of the wearable ingest: the one source of these defaults for
-    `rt-reid run` (``--max-delay-s``, ``--stream-timeout-s``) and the ROS ``wearable_bridge``.
-    """
-
-    max_delay_s: float = field(
-        default=1.0,
-        metadata={
-            DOC: "wearable packets later than this, relative to their stream's best delay, are "
-            "rejected as stale (s)"
-        },
-    )
-    stream_timeout_s: float = field(
-        default=5.0,
-        metadata={
-            DOC: "a wearable stream silent this long is forgotten, so a restarted device is "
-            "accepted (s)"
-        },
-    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -38,6 +38,29 @@ LOG = logging.getLogger(__name__)
 PacketSink = Callable[[ImuPacket], None]
 RECEIVE_HWM = 100_000  # packets queued in the kernel/ZMQ before senders block (never dropped)
 DRAIN_BATCH = 1000  # packets handled per poll wake-up before checking for stop
+DOC = "doc"  # field metadata key: the parameter's meaning (CLI help, ROS descriptor, README)
+
+
+@dataclass(frozen=True)
+class IngestTiming:
+    """Replay-guard timing of the wearable ingest: the one source of these defaults for
+    `rt-reid run` (``--max-delay-s``, ``--stream-timeout-s``) and the ROS ``wearable_bridge``.
+    """
+
+    max_delay_s: float = field(
+        default=1.0,
+        metadata={
+            DOC: "wearable packets later than this, relative to their stream's best delay, are "
+            "rejected as stale (s)"
+        },
+    )
+    stream_timeout_s: float = field(
+        default=5.0,
+        metadata={
+            DOC: "a wearable stream silent this long is forgotten, so a restarted device is "
+            "accepted (s)"
+        },
+    )
 
 
 @dataclass
