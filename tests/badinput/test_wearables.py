@@ -16,10 +16,7 @@ from rt_reid.io.bag import bag_topics
 from rt_reid.layouts import get_layout
 from rt_reid.wearables import ImuPacket, KeyStore, WearableClient, WearableIngest, encode_packet
 from rt_reid.wearables.packet import MAX_PACKET_BYTES
-from tests.wearables.sink import Collector, wait_for
-
-UNIT_Q = np.array([[0.0, 0.0, 0.0, 1.0]], dtype=np.float32)
-ZERO = np.zeros((1, 3), dtype=np.float32)
+from tests.wearables.sink import UNIT_Q, ZERO, Collector, collecting_ingest, wait_for
 
 
 @pytest.fixture
@@ -31,15 +28,8 @@ def keys(tmp_path: Path) -> KeyStore:
 
 @pytest.fixture
 def ingest(keys: KeyStore) -> Iterator[tuple[WearableIngest, Collector]]:
-    collector = Collector()
-    with WearableIngest(
-        endpoint="tcp://127.0.0.1:*",
-        keys=keys,
-        sink=collector,
-        max_delay_s=1.0,
-        stream_timeout_s=5.0,
-    ) as server:
-        yield server, collector
+    with collecting_ingest(keys, max_delay_s=1.0) as running:
+        yield running
 
 
 def port(server: WearableIngest) -> int:

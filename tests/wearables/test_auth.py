@@ -23,11 +23,9 @@ from rt_reid.wearables import (
     pipeline_sink,
 )
 from rt_reid.wearables.guard import PacketRejectedError
-from tests.wearables.sink import Collector, wait_for
+from tests.wearables.sink import UNIT_Q, ZERO, Collector, collecting_ingest, wait_for
 
 WATCH = ("left_wrist",)
-UNIT_Q = np.array([[0.0, 0.0, 0.0, 1.0]], dtype=np.float32)
-ZERO = np.zeros((1, 3), dtype=np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -40,15 +38,8 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyStore:
 
 @pytest.fixture
 def ingest(keys: KeyStore) -> Iterator[tuple[WearableIngest, Collector]]:
-    collector = Collector()
-    with WearableIngest(
-        endpoint="tcp://127.0.0.1:*",
-        keys=keys,
-        sink=collector,
-        max_delay_s=0.5,
-        stream_timeout_s=5.0,
-    ) as server:
-        yield server, collector
+    with collecting_ingest(keys, max_delay_s=0.5) as running:
+        yield running
 
 
 def client(server: WearableIngest, keys: KeyStore, key_owner: str, identity: str) -> WearableClient:
