@@ -30,6 +30,7 @@ from rt_reid.evaluation.metrics import (
     calibration_records,
     expected_calibration_error,
     identity_metrics,
+    pool_identity,
 )
 from rt_reid.evaluation.replay import BagReplayer, ReplayResult
 from rt_reid.layouts import get_layout
@@ -153,26 +154,7 @@ def oracle_windows(scene_cfg: SceneConfig, model: Path, *, stride: int) -> dict[
 
 def merge(parts: list[IdentityMetrics]) -> dict[str, float]:
     """Pool counts over scenes (accuracy over all person-frames, not a mean of means)."""
-    keys = (
-        "frames",
-        "scored_person_frames",
-        "correct_person_frames",
-        "missed_person_frames",
-        "unknown_person_frames",
-        "wrong_person_frames",
-        "wrong_claims",
-        "bystander_frames",
-        "bystander_labelled_frames",
-        "id_switches",
-        "persons",
-        "bystanders",
-    )
-    pooled = IdentityMetrics(**{k: sum(getattr(p, k) for p in parts) for k in keys})
-    pooled.never_identified = [n for p in parts for n in p.never_identified]
-    pooled.time_to_identity_s = {
-        f"{i}:{k}": v for i, p in enumerate(parts) for k, v in p.time_to_identity_s.items()
-    }
-    return pooled.summary()
+    return pool_identity(parts).summary()
 
 
 def reliability(records: list[tuple[float, bool]], calibration: Calibration) -> dict[str, Any]:

@@ -30,21 +30,6 @@ LOG = logging.getLogger(__name__)
 
 BAG_METADATA = "metadata.yaml"  # a folder holding this file is one rosbag2
 WORKER_ENV = {"OMP_NUM_THREADS": "1"}  # one compute thread per worker process
-# IdentityMetrics counts that add up over bags (the pooled rates are computed from their sums).
-POOLED_COUNTS = (
-    "frames",
-    "scored_person_frames",
-    "correct_person_frames",
-    "missed_person_frames",
-    "unknown_person_frames",
-    "wrong_person_frames",
-    "wrong_claims",
-    "bystander_frames",
-    "bystander_labelled_frames",
-    "id_switches",
-    "persons",
-    "bystanders",
-)
 TRACKER_COUNTS = ("num_objects", "num_misses", "num_false_positives", "num_switches")
 
 
@@ -195,19 +180,18 @@ def pooled(outcomes: Sequence[BagOutcome], *, wall_s: float, workers: int) -> di
     }
     scored = [o.identity for o in good if o.identity is not None]
     if scored:
-        counts = {key: sum(int(getattr(m, key)) for m in scored) for key in POOLED_COUNTS}
-        tracked = counts["scored_person_frames"] - counts["missed_person_frames"]
+        from rt_reid.evaluation.metrics import POOLED_COUNTS, pool_identity
+
+        total = pool_identity(scored)
         data["identity"] = {
             "bags": len(scored),
             "pooling": "rates over the summed person-frames and frames of all scored bags",
-            **counts,
-            "identity_accuracy": counts["correct_person_frames"]
-            / max(counts["scored_person_frames"], 1),
-            "tracked_accuracy": counts["correct_person_frames"] / max(tracked, 1),
-            "missed_rate": counts["missed_person_frames"] / max(counts["scored_person_frames"], 1),
-            "wrong_claims_per_frame": counts["wrong_claims"] / max(counts["frames"], 1),
-            "bystander_labelled_rate": counts["bystander_labelled_frames"]
-            / max(counts["bystander_frames"], 1),
+            **{key: getattr(total, key) for key in POOLED_COUNTS},
+            "identity_accuracy": total.identity_accuracy,
+            "tracked_accuracy": total.tracked_accuracy,
+            "missed_rate": total.missed_rate,
+            "wrong_claims_per_frame": total.wrong_claims_per_frame,
+            "bystander_labelled_rate": total.bystander_labelled_rate,
         }
     trackers = [s["tracker"] for s in summaries if "tracker" in s]
     if trackers:

@@ -155,6 +155,36 @@ class IdentityMetrics:
         return data
 
 
+# IdentityMetrics counts that add up over bags (pooled rates are computed from their sums).
+POOLED_COUNTS = (
+    "frames",
+    "scored_person_frames",
+    "correct_person_frames",
+    "missed_person_frames",
+    "unknown_person_frames",
+    "wrong_person_frames",
+    "wrong_claims",
+    "bystander_frames",
+    "bystander_labelled_frames",
+    "id_switches",
+    "persons",
+    "bystanders",
+)
+
+
+def pool_identity(parts: Sequence[IdentityMetrics]) -> IdentityMetrics:
+    """Several bags' metrics as one: counts summed, so every rate is over all person-frames (not
+    a mean of per-bag rates); per-person times keyed ``<bag index>:<person>``."""
+    pooled = IdentityMetrics(**{key: sum(getattr(p, key) for p in parts) for key in POOLED_COUNTS})
+    pooled.never_identified = [name for p in parts for name in p.never_identified]
+    pooled.time_to_identity_s = {
+        f"{i}:{person}": seconds
+        for i, p in enumerate(parts)
+        for person, seconds in p.time_to_identity_s.items()
+    }
+    return pooled
+
+
 def _scored_mask(
     stamps_s: NDArray[np.float64], present: NDArray[np.bool_], warmup_s: float
 ) -> NDArray[np.bool_]:
