@@ -105,16 +105,26 @@ def _fields(cls: Any) -> tuple[frozenset[str], frozenset[str]] | None:
     return None
 
 
-def _make(cls: Any, **values: Any) -> Any:
-    """Instantiate a message with every field given; fields the class lacks (distro) are dropped."""
+@cache
+def _constructor(cls: Any, given: tuple[str, ...]) -> Callable[..., Any]:
+    """How to build `cls` from keyword values named `given`: the class itself when it takes them
+    all, else a wrapper that drops the fields the class lacks (distro). Cached: checking the
+    fields on every message was most of the cost of building them."""
     fields = _fields(cls)
     if fields is None:
-        return cls(**values)
+        return cast(Callable[..., Any], cls)
     names, required = fields
-    missing = required - values.keys()
+    missing = required.difference(given)
     if missing:
         raise MessageError(f"{getattr(cls, '__name__', cls)}: fields {sorted(missing)} missing")
-    return cls(**{key: value for key, value in values.items() if key in names})
+    if names.issuperset(given):
+        return cast(Callable[..., Any], cls)
+    return lambda **values: cls(**{key: value for key, value in values.items() if key in names})
+
+
+def _make(cls: Any, **values: Any) -> Any:
+    """Instantiate a message with every field given; fields the class lacks (distro) are dropped."""
+    return _constructor(cls, tuple(values))(**values)
 
 
 # sensor_msgs/Imu in CDR (little endian): 4-byte encapsulation, header (stamp sec int32, nanosec
@@ -294,18 +304,25 @@ def _header(types: MessageTypes, nanoseconds: int, frame_id: str) -> Any:
     return _make(types.Header, stamp=_time(types, nanoseconds), frame_id=frame_id)
 
 
-def _pose(types: MessageTypes, position: Any) -> Any:
-    return _make(
-        types.Pose,
-        position=_make(
-            types.Point, x=float(position[0]), y=float(position[1]), z=float(position[2])
-        ),
-        orientation=_make(types.Quaternion, x=0.0, y=0.0, z=0.0, w=1.0),
-    )
+def _xyz(values: Any) -> tuple[float, float, float]:
+    """Three numbers (a sequence or a numpy vector) as Python floats."""
+    x, y, z = values
+    return float(x), float(y), float(z)
+
+
+def _identity_rotation(types: MessageTypes) -> Any:
+    return _make(types.Quaternion, x=0.0, y=0.0, z=0.0, w=1.0)
+
+
+def _pose(types: MessageTypes, position: Any, orientation: Any) -> Any:
+    """A Pose at `position`; `orientation` is the message's shared identity Quaternion."""
+    x, y, z = _xyz(position)
+    return _make(types.Pose, position=_make(types.Point, x=x, y=y, z=z), orientation=orientation)
 
 
 def _vector(types: MessageTypes, values: Any) -> Any:
-    return _make(types.Vector3, x=float(values[0]), y=float(values[1]), z=float(values[2]))
+    x, y, z = _xyz(values)
+    return _make(types.Vector3, x=x, y=y, z=z)
 
 
 def result_stamp_ns(result: FrameResult, stamp_ns: int | None) -> int:
@@ -316,10 +333,17 @@ def result_stamp_ns(result: FrameResult, stamp_ns: int | None) -> int:
 def detections_msg(
     result: FrameResult, types: MessageTypes, *, frame_id: str, stamp_ns: int | None = None
 ) -> Any:
-    """`/reid/identities`: one Detection3D per track (ARCHITECTURE.md), identity or "unknown"."""
-    now = result_stamp_ns(result, stamp_ns)
+    """`/reid/identities`: one Detection3D per track (ARCHITECTURE.md), identity or "unknown".
+
+    Sub-messages that are equal for every track (header, orientation, covariance) and a track's
+    pose (hypothesis and box centre) are one object each: building is most of the cost.
+    """
+    header = _header(types, result_stamp_ns(result, stamp_ns), frame_id)
+    orientation = _identity_rotation(types)
+    covariance = np.zeros(36, dtype=np.float64)
     detections = []
     for track in result.tracks:
+        pose = _pose(types, track.position, orientation)
         hypothesis = _make(
             types.ObjectHypothesisWithPose,
             hypothesis=_make(
@@ -327,30 +351,21 @@ def detections_msg(
                 class_id=track.identity if track.identity is not None else UNKNOWN,
                 score=float(min(1.0, max(0.0, track.score))),
             ),
-            pose=_make(
-                types.PoseWithCovariance,
-                pose=_pose(types, track.position),
-                covariance=np.zeros(36, dtype=np.float64),
-            ),
+            pose=_make(types.PoseWithCovariance, pose=pose, covariance=covariance),
         )
         detections.append(
             _make(
                 types.Detection3D,
-                header=_header(types, now, frame_id),
+                header=header,
                 results=[hypothesis],
-                bbox=_make(
-                    types.BoundingBox3D,
-                    center=_pose(types, track.position),
-                    size=_vector(types, track.extent),
-                ),
+                bbox=_make(types.BoundingBox3D, center=pose, size=_vector(types, track.extent)),
                 id=str(track.track_id),
             )
         )
-    return _make(
-        types.Detection3DArray, header=_header(types, now, frame_id), detections=detections
-    )
+    return _make(types.Detection3DArray, header=header, detections=detections)
 
 
+@cache
 def identity_colour(identity: str | None) -> tuple[float, float, float]:
     """Stable RGB per identity (hue from a CRC of the name); grey for unknown."""
     if identity is None:
@@ -359,42 +374,49 @@ def identity_colour(identity: str | None) -> tuple[float, float, float]:
     return colorsys.hsv_to_rgb(hue, 0.85, 0.95)
 
 
+def _marker_constants(types: MessageTypes, header: Any) -> dict[str, Any]:
+    """The Marker fields every marker of one MarkerArray shares (one object each)."""
+    return {
+        "header": header,
+        "lifetime": _make(types.Duration, sec=0, nanosec=MARKER_LIFETIME_NS),
+        "frame_locked": False,
+        "texture_resource": "",
+        "texture": _make(
+            types.CompressedImage, header=header, format="", data=np.zeros(0, dtype=np.uint8)
+        ),
+        "mesh_resource": "",
+        "mesh_file": _make(types.MeshFile, filename="", data=np.zeros(0, dtype=np.uint8)),
+        "mesh_use_embedded_materials": False,
+    }
+
+
 def _marker(
     types: MessageTypes,
+    constants: dict[str, Any],
     *,
-    header: Any,
     ns: str,
     marker_id: int,
     marker_type: int,
     action: int,
-    position: Any,
+    pose: Any,
     scale: Any,
     colour: tuple[float, float, float, float],
     text: str,
 ) -> Any:
     return _make(
         types.Marker,
-        header=header,
         ns=ns,
         id=marker_id,
         type=marker_type,
         action=action,
-        pose=_pose(types, position),
+        pose=pose,
         scale=_vector(types, scale),
         color=_make(types.ColorRGBA, r=colour[0], g=colour[1], b=colour[2], a=colour[3]),
-        lifetime=_make(types.Duration, sec=0, nanosec=MARKER_LIFETIME_NS),
-        frame_locked=False,
         points=[],
         colors=[],
-        texture_resource="",
-        texture=_make(
-            types.CompressedImage, header=header, format="", data=np.zeros(0, dtype=np.uint8)
-        ),
         uv_coordinates=[],
         text=text,
-        mesh_resource="",
-        mesh_file=_make(types.MeshFile, filename="", data=np.zeros(0, dtype=np.uint8)),
-        mesh_use_embedded_materials=False,
+        **constants,
     )
 
 
@@ -403,16 +425,18 @@ def markers_msg(
 ) -> Any:
     """`/reid/markers`: DELETEALL, then per track a translucent box and a text label."""
     header = _header(types, result_stamp_ns(result, stamp_ns), frame_id)
+    constants = _marker_constants(types, header)
+    orientation = _identity_rotation(types)
     marker = types.Marker
     markers = [
         _marker(
             types,
-            header=header,
+            constants,
             ns=MARKER_NS_BOX,
             marker_id=0,
             marker_type=marker.CUBE,
             action=marker.DELETEALL,
-            position=(0, 0, 0),
+            pose=_pose(types, (0, 0, 0), orientation),
             scale=(1, 1, 1),
             colour=(0, 0, 0, 0),
             text="",
@@ -421,31 +445,32 @@ def markers_msg(
     for track in result.tracks:
         r, g, b = identity_colour(track.identity)
         name = track.identity if track.identity is not None else UNKNOWN
-        size = np.maximum(np.asarray(track.extent, np.float64), 0.05)
+        x, y, z = _xyz(track.position)
+        size = [max(extent, 0.05) for extent in _xyz(track.extent)]  # NaN stays NaN
         markers.append(
             _marker(
                 types,
-                header=header,
+                constants,
                 ns=MARKER_NS_BOX,
                 marker_id=track.track_id,
                 marker_type=marker.CUBE,
                 action=marker.ADD,
-                position=track.position,
+                pose=_pose(types, (x, y, z), orientation),
                 scale=size,
                 colour=(r, g, b, 0.35),
                 text="",
             )
         )
-        label_at = np.asarray(track.position, np.float64) + np.array([0.0, 0.0, size[2] / 2 + 0.3])
+        label_at = (x + 0.0, y + 0.0, z + (size[2] / 2 + 0.3))  # + 0.0: -0.0 becomes 0.0
         markers.append(
             _marker(
                 types,
-                header=header,
+                constants,
                 ns=MARKER_NS_LABEL,
                 marker_id=track.track_id,
                 marker_type=marker.TEXT_VIEW_FACING,
                 action=marker.ADD,
-                position=label_at,
+                pose=_pose(types, label_at, orientation),
                 scale=(0.0, 0.0, 0.25),
                 colour=(r, g, b, 1.0),
                 text=f"{track.track_id}: {name} {track.score:.2f}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -292,6 +293,84 @@ def test_diagnostics_message() -> None:
     device_values = {kv.key: kv.value for kv in device.values}
     assert device_values["rejected.duplicate"] == "3"
     assert device_values["incomplete.alice/left_wrist:gap"] == "2"
+
+
+# SHA-256 of each message's CDR as the builders wrote it before they were made cheaper (commit
+# a371622, replay outputs checked byte for byte on 8- and 32-person bags): the bytes are the
+# output contract, so a faster builder must reproduce them exactly.
+REFERENCE_CDR_SHA256 = {
+    "identities": "194e5ff67fbc4218824132e87feda44d1a67c86fc315f8a9f0a552bb1cc415ac",
+    "identities, rounded stamp": "8ccd7fab2309c588d828dc2d571417e414ea29bd8cd11a767de5035355d5db1c",
+    "identities, no tracks": "b447c7f7838ed2333a41b63f8d94cb74d1febe97fdac6ab35f7a6d66d2bb04df",
+    "markers": "9ca47568b5194e587cd39bfb2fc8e5a3fcc5146232ba1f188199ab1958298a34",
+    "markers, rounded stamp": "b06de1a5fadb93c0db6ed3ad77bdf869c31e9b367c71526c234fff783bbfe97c",
+    "latency": "95050e3a6eb6d3560181719756b17f543ab1b73277b64ab0712f81c8ded47f47",
+    "latency, rounded stamp": "f988bee7e13629112d47a6278daf5b358a4cfff859cbb734998140ba0d44a32a",
+    "diagnostics": "51a60ae29796c007fa6088ef9a327ca47ec0474c9b1b22a32b3c7390154cd57a",
+}
+
+
+def _edge_case_frame() -> FrameResult:
+    """Tracks with -0.0 coordinates, extents below the marker minimum and NaN, scores outside
+    [0, 1], an unknown and a non-ASCII identity."""
+    tracks = [
+        IdentityTrack(
+            7, np.array([1.0, 2.0, -0.5]), np.array([0.5, 0.4, 1.7]), "alice", 0.93, "alice", 12.0
+        ),
+        IdentityTrack(
+            9, np.array([-0.0, 0.5, -0.4]), np.array([0.01, 0.5, 0.02]), None, 1.4, "bob", -3.0
+        ),
+        IdentityTrack(
+            123456, np.array([-0.0, -0.0, 1e-300]), np.array([0.05, np.nan, 2.5]), "zo\u00eb", -0.2
+        ),
+        IdentityTrack(
+            3, np.array([np.pi, -np.e, 1 / 3]), np.array([0.3333, 0.7, 1.9]), "carol", 0.5
+        ),
+    ]
+    return FrameResult(
+        STAMP_NS * 1e-9 + 0.25,
+        tracks,
+        {"perception": 0.004, "windows": 0.001, "total": 0.0135},
+        np.zeros((4, 2)),
+        np.zeros((4, 2)),
+        ("alice", "bob"),
+        perception_timings={"background": 0.002},
+    )
+
+
+def test_output_messages_serialise_to_the_reference_bytes() -> None:
+    result = _edge_case_frame()
+    no_tracks = FrameResult(1.5, [], {}, np.zeros((0, 0)), np.zeros((0, 0)), ())
+    stats = DeviceStats(accepted=100, resets=1, newest_stamp=12.5)
+    stats.rejected["duplicate"] += 3
+    diag = PipelineDiagnostics(
+        backend="cpu",
+        frames=10,
+        dropped_frames=1,
+        resets=0,
+        encoded_windows=20,
+        imu_devices={("alice", "left_wrist"): stats, ("bob", "pelvis"): DeviceStats()},
+        unknown_imu_devices={("eve", "left_wrist"): 4},
+        imu_incomplete={"alice/left_wrist:gap": 2},
+        silent_identities=("alice",),
+        dropped_by_reason={"out_of_order": 1},
+        warnings=("w1",),
+    )
+    messages = {
+        "identities": detections_msg(result, TYPES, frame_id="lidar", stamp_ns=STAMP_NS),
+        "identities, rounded stamp": detections_msg(result, TYPES, frame_id="os_sensor"),
+        "identities, no tracks": detections_msg(no_tracks, TYPES, frame_id="x"),
+        "markers": markers_msg(result, TYPES, frame_id="lidar", stamp_ns=STAMP_NS),
+        "markers, rounded stamp": markers_msg(result, TYPES, frame_id="lidar"),
+        "latency": latency_msg(result, TYPES, receipt_to_publish_s=0.02, stamp_ns=STAMP_NS),
+        "latency, rounded stamp": latency_msg(result, TYPES),
+        "diagnostics": diagnostics_msg(diag, TYPES, stamp_ns=STAMP_NS),
+    }
+    digests = {
+        name: hashlib.sha256(typestore().serialize_cdr(msg, msg.__msgtype__)).hexdigest()
+        for name, msg in messages.items()
+    }
+    assert digests == REFERENCE_CDR_SHA256
 
 
 def test_missing_field_is_reported() -> None:
