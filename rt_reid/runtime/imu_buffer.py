@@ -26,6 +26,7 @@ from rt_reid.runtime.imu_sample import SAMPLE_WIDTH, ImuBatch, ImuSample
 LOG = logging.getLogger(__name__)
 
 PENDING_FLUSH = 1024  # queued samples merged eagerly beyond this, so memory stays bounded
+RING_MIN_ROWS = 64  # initial room of a device's merged samples; grows by doubling
 STREAM_SPACING_S = 1000.0  # time-axis spacing of devices resampled together (>> a window)
 
 # orientation (T, S, 4) xyzw and gravity-free world acceleration (T, S, 3) on frame stamps
@@ -59,8 +60,11 @@ class DeviceBuffer:
         self._horizon_s = horizon_s
         self._capacity = math.ceil(horizon_s * max_rate_hz) + 1
         self._clock_jump_s = clock_jump_s
-        self._stamps: F64Array = np.empty(0, dtype=np.float64)
-        self._data: F64Array = np.empty((0, SAMPLE_WIDTH), dtype=np.float64)
+        # merged samples: rows [start, end) of a growing array of (stamp, SAMPLE_WIDTH values)
+        self._rows: F64Array = np.empty((RING_MIN_ROWS, 1 + SAMPLE_WIDTH), dtype=np.float64)
+        self._start = 0
+        self._end = 0
+        self._unexpired = 0  # rows appended since the last expiry
         self._queued: list[tuple[float, ...]] = []  # readings not validated yet (`queue`)
         self._pending: list[F64Array] = []  # validated (k, 1 + SAMPLE_WIDTH) rows, not merged
         self._pending_rows = 0
@@ -69,9 +73,17 @@ class DeviceBuffer:
 
     @property
     def stats(self) -> DeviceStats:
-        """The counters, with every queued reading validated."""
+        """The counters, with every reading validated and merged (duplicates and overflow are
+        counted on merging, so they do not depend on when the buffer was last read)."""
         self._validate_queued()
+        self._flush()
         return self._stats
+
+    @property
+    def newest_stamp(self) -> float | None:
+        """The newest accepted stamp (queued readings validated first)."""
+        self._validate_queued()
+        return self._stats.newest_stamp
 
     @property
     def generation(self) -> int:
@@ -168,9 +180,17 @@ class DeviceBuffer:
             stamps, values = stamps[end:], values[end:]
 
     def _keep(self, stamps: F64Array, values: F64Array) -> None:
-        """Queue accepted readings for merging, merged every PENDING_FLUSH readings."""
+        """Merge accepted readings: at once when they only extend the merged samples (the usual
+        case), else queued for a full merge with the next read or every PENDING_FLUSH readings.
+        """
         self._stats.accepted += len(stamps)
         rows = np.column_stack([stamps, values])
+        if len(rows) and not self._pending and self._extends(stamps):
+            rows[:, 1:5] /= np.linalg.norm(rows[:, 1:5], axis=1, keepdims=True)
+            self._append(rows)
+            if self._unexpired >= PENDING_FLUSH:
+                self._expire()
+            return
         while len(rows):
             take = PENDING_FLUSH - self._pending_rows
             self._pending.append(rows[:take])
@@ -182,8 +202,7 @@ class DeviceBuffer:
     def clear(self) -> None:
         """Drop every sample (clock jump or pipeline reset); counters are kept."""
         self._validate_queued()
-        self._stamps = np.empty(0, dtype=np.float64)
-        self._data = np.empty((0, SAMPLE_WIDTH), dtype=np.float64)
+        self._start = self._end = self._unexpired = 0
         self._pending.clear()
         self._pending_rows = 0
         self._stats.newest_stamp = None
@@ -191,49 +210,91 @@ class DeviceBuffer:
 
     def __len__(self) -> int:
         """Number of merged plus queued samples."""
-        return len(self._stamps) + self._pending_rows + len(self._queued)
+        return self._end - self._start + self._pending_rows + len(self._queued)
+
+    def _merged(self) -> F64Array:
+        """The merged rows (stamp, SAMPLE_WIDTH values), oldest first: a view."""
+        return self._rows[self._start : self._end]
+
+    def _extends(self, stamps: F64Array) -> bool:
+        """True when readings (N >= 1,) are increasing and newer than the merged samples, each
+        by more than the duplicate tolerance: appending them equals a merge."""
+        newer = self._end == self._start or stamps[0] > self._rows[self._end - 1, 0] + 1e-9
+        return newer and bool((np.diff(stamps) > 1e-9).all())
 
     def _flush(self) -> None:
-        """Merge queued samples: sort, drop duplicates and too-old ones, normalise quaternions."""
-        if not self._pending:
-            return
-        new = np.concatenate(self._pending)
-        self._pending.clear()
-        self._pending_rows = 0
-        new[:, 1:5] /= np.linalg.norm(new[:, 1:5], axis=1, keepdims=True)
-        new = new[np.argsort(new[:, 0], kind="stable")]
-        if len(self._stamps) and new[0, 0] <= self._stamps[-1]:  # reaches back: full merge
-            stamps = np.concatenate([self._stamps, new[:, 0]])
-            data = np.concatenate([self._data, new[:, 1:]])
-            order = np.argsort(stamps, kind="stable")
-            stamps, data = stamps[order], data[order]
-            first = 0
-        else:  # the usual case: everything new is newer than the merged samples
-            stamps, data, first = new[:, 0], new[:, 1:], len(self._stamps)
-        keep = np.ones(len(stamps), dtype=bool)
-        keep[1:] = np.diff(stamps) > 1e-9
-        if not keep.all():
-            self._stats.rejected["duplicate"] += int(len(keep) - keep.sum())
-            stamps, data = stamps[keep], data[keep]
-        if first:
-            stamps = np.concatenate([self._stamps, stamps])
-            data = np.concatenate([self._data, data])
+        """Merge queued samples (sort, drop duplicates, normalise quaternions), then expire.
+
+        The usual batch (sorted, no duplicates, newer than every merged sample) is appended
+        with one slice assignment; anything else is sorted and merged in full.
+        """
+        if self._pending:
+            new = self._pending[0] if len(self._pending) == 1 else np.concatenate(self._pending)
+            self._pending.clear()
+            self._pending_rows = 0
+            new[:, 1:5] /= np.linalg.norm(new[:, 1:5], axis=1, keepdims=True)
+            newer = self._end == self._start or new[0, 0] > self._rows[self._end - 1, 0]
+            if not (newer and bool((np.diff(new[:, 0]) > 1e-9).all())):
+                new = self._merge(new)
+            self._append(new)
+        if self._unexpired:
+            self._expire()
+
+    def _expire(self) -> None:
+        """Drop samples older than the horizon, then the oldest beyond the capacity (counted)."""
+        stamps = self._merged()[:, 0]
         expired = int(np.searchsorted(stamps, stamps[-1] - self._horizon_s, side="left"))
         overflow = max(0, len(stamps) - expired - self._capacity)
         if overflow:
             self._stats.rejected["overflow"] += overflow
-        start = expired + overflow
-        self._stamps, self._data = stamps[start:], data[start:]
+        self._start += expired + overflow
+        self._unexpired = 0
 
-    def samples(self, t0: float, t1: float, *, max_gap_s: float) -> tuple[F64Array, F64Array] | str:
-        """Samples spanning [t0, t1] with one neighbour either side, or why they are incomplete.
+    def _merge(self, new: F64Array) -> F64Array:
+        """Sort `new` (stable), merge it with the merged rows if it reaches back, drop duplicates.
+
+        Returns the rows to append after the merged rows, which are emptied on a full merge.
+        """
+        new = new[np.argsort(new[:, 0], kind="stable")]
+        if self._end > self._start and new[0, 0] <= self._rows[self._end - 1, 0]:
+            rows = np.concatenate([self._merged(), new])
+            rows = rows[np.argsort(rows[:, 0], kind="stable")]
+            self._start = self._end = 0
+        else:
+            rows = new
+        keep = np.ones(len(rows), dtype=bool)
+        keep[1:] = np.diff(rows[:, 0]) > 1e-9
+        if not keep.all():
+            self._stats.rejected["duplicate"] += int(len(keep) - keep.sum())
+            rows = rows[keep]
+        return rows
+
+    def _append(self, rows: F64Array) -> None:
+        """Append rows after the merged ones: compact to the front or grow when out of room."""
+        count = self._end - self._start
+        if self._end + len(rows) > len(self._rows):
+            needed = count + len(rows)
+            if 2 * needed > len(self._rows):
+                grown = np.empty((2 * needed, 1 + SAMPLE_WIDTH), dtype=np.float64)
+                grown[:count] = self._merged()
+                self._rows = grown
+            else:
+                self._rows[:count] = self._merged()
+            self._start, self._end = 0, count
+        self._rows[self._end : self._end + len(rows)] = rows
+        self._end += len(rows)
+        self._unexpired += len(rows)
+
+    def window(self, t0: float, t1: float, *, max_gap_s: float) -> tuple[int, int] | str:
+        """Merged-row range [lo, hi) spanning [t0, t1] with one neighbour either side, or why not.
 
         Reasons: "no_samples", "starts_late" (first sample after t0), "ends_early" (newest sample
         before t1: not yet arrived) and "gap" (consecutive samples further apart than max_gap_s).
+        The range is valid until the next ingestion.
         """
         self._validate_queued()
         self._flush()
-        stamps = self._stamps
+        stamps = self._merged()[:, 0]
         if len(stamps) < 2:
             return "no_samples"
         if stamps[0] > t0:
@@ -242,10 +303,78 @@ class DeviceBuffer:
             return "ends_early"
         lo = max(int(np.searchsorted(stamps, t0, side="right")) - 1, 0)
         hi = min(int(np.searchsorted(stamps, t1, side="left")) + 1, len(stamps))
-        span = stamps[lo:hi]
-        if len(span) > 1 and float(np.max(np.diff(span))) > max_gap_s:
+        if hi - lo > 1 and float(np.max(np.diff(stamps[lo:hi]))) > max_gap_s:
             return "gap"
-        return span.copy(), self._data[lo:hi].copy()
+        return lo, hi
+
+    def span(self, lo: int, hi: int) -> tuple[F64Array, F64Array]:
+        """Copies of the stamps (N,) and values (N, SAMPLE_WIDTH) of merged rows [lo, hi)."""
+        rows = self._merged()[lo:hi]
+        return rows[:, 0].copy(), rows[:, 1:].copy()
+
+    def covering(self, window: tuple[int, int], t0: float, t1: float) -> tuple[F64Array, F64Array]:
+        """Copies of the samples of `window` that resampling on stamps within [t0, t1] needs.
+
+        Those within [t0, t1] and one neighbour either side, as far as the window reaches.
+        """
+        lo, hi = window
+        stamps = self._merged()[lo:hi, 0]
+        first = max(int(np.searchsorted(stamps, t0, side="right")) - 1, 0)
+        last = int(np.searchsorted(stamps, t1, side="left")) + 1
+        return self.span(lo + first, min(lo + last, hi))
+
+    def samples(self, t0: float, t1: float, *, max_gap_s: float) -> tuple[F64Array, F64Array] | str:
+        """Samples spanning [t0, t1] with one neighbour either side, or why not (`window`)."""
+        found = self.window(t0, t1, max_gap_s=max_gap_s)
+        return found if isinstance(found, str) else self.span(*found)
+
+
+@dataclass
+class ResampledFrames:
+    """One identity's motion resampled on frame stamps so far, kept to reuse across windows.
+
+    stamps (N,) strictly increasing; orientation (N, S, 4) xyzw; acceleration (N, S, 3).
+    """
+
+    stamps: F64Array
+    orientation: F64Array
+    acceleration: F64Array
+
+    @classmethod
+    def empty(cls, sites: int) -> ResampledFrames:
+        """No frames yet, for an identity with `sites` devices."""
+        return cls(np.empty(0), np.empty((0, sites, 4)), np.empty((0, sites, 3)))
+
+    def expire(self, oldest: float) -> None:
+        """Forget the frames stamped before `oldest`."""
+        cut = int(np.searchsorted(self.stamps, oldest, side="left"))
+        if cut:
+            self.stamps = self.stamps[cut:]
+            self.orientation = self.orientation[cut:]
+            self.acceleration = self.acceleration[cut:]
+
+    def missing(self, frame_stamps: F64Array) -> F64Array:
+        """The distinct `frame_stamps` (sorted) not resampled yet."""
+        if not len(self.stamps):
+            return np.unique(frame_stamps)
+        at = np.minimum(np.searchsorted(self.stamps, frame_stamps), len(self.stamps) - 1)
+        return np.unique(frame_stamps[self.stamps[at] != frame_stamps])
+
+    def insert(self, stamps: F64Array, orientation: F64Array, acceleration: F64Array) -> None:
+        """Add frames not present yet: stamps (K,) sorted, orientation (K, S, 4), acc (K, S, 3)."""
+        self.stamps = np.concatenate([self.stamps, stamps])
+        self.orientation = np.concatenate([self.orientation, orientation])
+        self.acceleration = np.concatenate([self.acceleration, acceleration])
+        if len(self.stamps) > len(stamps) and stamps[0] < self.stamps[-len(stamps) - 1]:
+            order = np.argsort(self.stamps, kind="stable")
+            self.stamps = self.stamps[order]
+            self.orientation = self.orientation[order]
+            self.acceleration = self.acceleration[order]
+
+    def take(self, frame_stamps: F64Array) -> ResampledMotion:
+        """Orientation (T, S, 4) and acceleration (T, S, 3) on `frame_stamps`, all present."""
+        at = np.searchsorted(self.stamps, frame_stamps)
+        return self.orientation[at], self.acceleration[at]
 
 
 @dataclass(frozen=True)
@@ -286,12 +415,16 @@ class ImuStore:
             for name, sites in self._sites.items()
             for site in sites
         }
+        self._devices = {
+            name: tuple(self._buffers[(name, site)] for site in sites)
+            for name, sites in self._sites.items()
+        }
         self._lock = threading.Lock()
         self.unknown_devices: Counter[tuple[str, str]] = Counter()
         # Per identity: frame stamp -> resampled (orientation (S, 4), acceleration (S, 3)). Windows
         # overlap, so each frame stamp is resampled once (exact: the box average and slerp at a
         # stamp only use samples within half a frame period of it, which are all present).
-        self._resampled: dict[str, dict[float, tuple[F64Array, F64Array]]] = {}
+        self._resampled: dict[str, ResampledFrames] = {}
         self._generations: dict[str, tuple[int, ...]] = {}
 
     def add(self, sample: ImuSample) -> None:
@@ -351,7 +484,7 @@ class ImuStore:
         """True when no site of `identity` produced a sample within `silence_s` before `now_s`."""
         with self._lock:
             buffers = [self._buffers[(identity, site)] for site in self._sites[identity]]
-            newest = [buffer.stats.newest_stamp for buffer in buffers]
+            newest = [buffer.newest_stamp for buffer in buffers]
         known = [stamp for stamp in newest if stamp is not None]
         return not known or max(known) < now_s - self._params.silence_s
 
@@ -393,51 +526,52 @@ class ImuStore:
 
         The acceleration is gravity-free and box-averaged over one frame period around each
         stamp; "site:reason" where a site's samples do not cover the stamps. Windows overlap, so
-        each frame stamp is resampled once per identity and cached; the new stamps of every
-        device are resampled in one `resample_imu` call.
+        each frame stamp is resampled once per identity and kept (`ResampledFrames`); a frame
+        reads only the samples around its new stamps, and the new stamps of every device are
+        resampled in one `resample_imu` call.
         """
         half = frame_period / 2.0
         t0, t1 = float(frame_stamps[0]) - half, float(frame_stamps[-1]) + half
+        oldest = float(frame_stamps[-1]) - self._params.buffer_s
         out: dict[str, ResampledMotion | str] = {}
+        complete: dict[str, ResampledFrames] = {}
+        missing: dict[str, F64Array] = {}
         spans: dict[str, list[tuple[F64Array, F64Array]]] = {}
         with self._lock:
             for identity in identities:
-                sites = self._sites[identity]
-                generations = tuple(self._buffers[(identity, s)].generation for s in sites)
+                buffers = self._devices[identity]
+                generations = tuple(buffer.generation for buffer in buffers)
                 if self._generations.get(identity) != generations:
                     self._resampled.pop(identity, None)
                     self._generations[identity] = generations
-                spans[identity] = []
-                for site in sites:
-                    span = self._buffers[(identity, site)].samples(
-                        t0, t1, max_gap_s=self._params.max_gap_s
-                    )
-                    if isinstance(span, str):
-                        out[identity] = f"{site}:{span}"
-                        del spans[identity]
+                windows: list[tuple[int, int]] = []
+                for site, buffer in zip(self._sites[identity], buffers, strict=True):
+                    found = buffer.window(t0, t1, max_gap_s=self._params.max_gap_s)
+                    if isinstance(found, str):
+                        out[identity] = f"{site}:{found}"
                         break
-                    spans[identity].append(span)
-        missing: dict[str, F64Array] = {}
-        oldest = float(frame_stamps[-1]) - self._params.buffer_s
-        for identity in spans:
-            cache = self._resampled.setdefault(identity, {})
-            for stamp in [s for s in cache if s < oldest]:
-                del cache[stamp]
-            todo = [s for s in frame_stamps if float(s) not in cache]
-            if todo:
-                missing[identity] = np.array(todo, dtype=np.float64)
+                    windows.append(found)
+                else:
+                    cache = self._resampled.get(identity)
+                    if cache is None:
+                        cache = self._resampled[identity] = ResampledFrames.empty(len(buffers))
+                    cache.expire(oldest)
+                    complete[identity] = cache
+                    todo = cache.missing(frame_stamps)
+                    if len(todo):
+                        missing[identity] = todo
+                        spans[identity] = [
+                            buffer.covering(window, float(todo[0]) - half, float(todo[-1]) + half)
+                            for buffer, window in zip(buffers, windows, strict=True)
+                        ]
         if missing:
-            self._resample_missing(spans, missing, frame_period=frame_period)
-        for identity in spans:
-            rows = [self._resampled[identity][float(s)] for s in frame_stamps]
-            out[identity] = (
-                np.array([r[0] for r in rows]),  # (T, S, 4)
-                np.array([r[1] for r in rows]),  # (T, S, 3)
-            )
+            self._resample_missing(complete, spans, missing, frame_period=frame_period)
+        out.update((identity, cache.take(frame_stamps)) for identity, cache in complete.items())
         return out
 
+    @staticmethod
     def _resample_missing(
-        self,
+        caches: Mapping[str, ResampledFrames],
         spans: Mapping[str, list[tuple[F64Array, F64Array]]],
         missing: Mapping[str, F64Array],
         *,
@@ -445,25 +579,25 @@ class ImuStore:
     ) -> None:
         """Resample the missing frame stamps of every device with one `resample_imu` call.
 
-        Each device's samples and stamps are moved onto their own disjoint stretch of a common
-        time axis (offset STREAM_SPACING_S apart, relative to the earliest stamp), so one call
-        equals one call per device: slerp and the box average at a stamp only use samples
-        within half a frame period of it, all of which belong to the same device.
+        `spans` holds each device's samples around its identity's missing stamps; the results go
+        into `caches`, by identity. Samples and stamps of each device are moved onto their own
+        disjoint stretch of a common time axis (offset STREAM_SPACING_S apart, relative to the
+        earliest stamp), so one call equals one call per device: slerp and the box average at a
+        stamp only use samples within half a frame period of it, all of which belong to the same
+        device.
         """
-        half = frame_period / 2.0
-        base = min(float(m[0]) for m in missing.values()) - half
-        stamps, quats, forces, frames = [], [], [], []
-        order: list[tuple[str, int, int]] = []  # identity, site index, number of stamps
+        base = min(float(m[0]) for m in missing.values()) - frame_period / 2.0
+        stamps: list[F64Array] = []
+        quats: list[F64Array] = []
+        forces: list[F64Array] = []
+        frames: list[F64Array] = []
         for identity, todo in missing.items():
-            for k, (sample_stamps, data) in enumerate(spans[identity]):
-                lo = max(int(np.searchsorted(sample_stamps, todo[0] - half, side="right")) - 1, 0)
-                hi = int(np.searchsorted(sample_stamps, todo[-1] + half, side="left")) + 1
-                shift = len(order) * STREAM_SPACING_S - base
-                stamps.append(sample_stamps[lo:hi] + shift)
-                quats.append(data[lo:hi, 0:4])
-                forces.append(data[lo:hi, 4:7])
+            for sample_stamps, data in spans[identity]:
+                shift = len(frames) * STREAM_SPACING_S - base
+                stamps.append(sample_stamps + shift)
+                quats.append(data[:, 0:4])
+                forces.append(data[:, 4:7])
                 frames.append(todo + shift)
-                order.append((identity, k, len(todo)))
         resampled = resample_imu(
             np.concatenate(stamps),
             np.concatenate(quats),
@@ -472,22 +606,15 @@ class ImuStore:
             frame_period=frame_period,
         )
         row = 0
-        per_site: dict[str, list[tuple[F64Array, F64Array]]] = {}
-        for identity, _, count in order:
-            per_site.setdefault(identity, []).append(
-                (
-                    resampled.orientation_xyzw[row : row + count],
-                    resampled.world_acceleration[row : row + count],
-                )
+        for identity, todo in missing.items():
+            sites, count = len(spans[identity]), len(todo)
+            block = slice(row, row + sites * count)
+            caches[identity].insert(
+                todo,
+                resampled.orientation_xyzw[block].reshape(sites, count, 4).transpose(1, 0, 2),
+                resampled.world_acceleration[block].reshape(sites, count, 3).transpose(1, 0, 2),
             )
-            row += count
-        for identity, sites in per_site.items():
-            cache = self._resampled[identity]
-            for j, stamp in enumerate(missing[identity]):
-                cache[float(stamp)] = (
-                    np.stack([orientation[j] for orientation, _ in sites]),
-                    np.stack([acceleration[j] for _, acceleration in sites]),
-                )
+            row += sites * count
 
     def stats(self) -> dict[tuple[str, str], DeviceStats]:
         """Snapshot of every device's counters."""
