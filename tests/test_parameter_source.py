@@ -23,7 +23,6 @@ from rt_reid.config import (
     schema,
     schema_node,
 )
-from rt_reid.runtime.identity import EvidenceParams
 from rt_reid.runtime.perception.params import SITE_KEYS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -123,21 +122,7 @@ def written_twice(binding: Binding) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "binding",
-    [
-        pytest.param(
-            b,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="EvidenceParams.learned_weight/physics_weight default to 1.0 in "
-                "rt_reid/runtime/identity.py; the schema's default (0.0/1.0) is the one used",
-            ),
-        )
-        if b.cls is EvidenceParams
-        else b
-        for b in BINDINGS
-    ],
-    ids=[f"{b.section}:{b.cls.__name__}" for b in BINDINGS],
+    "binding", BINDINGS, ids=[f"{b.section}:{b.cls.__name__}" for b in BINDINGS]
 )
 def test_a_default_is_written_once(binding: Binding) -> None:
     """The dataclass default, else the schema's: never both (the bundled schema copies it)."""

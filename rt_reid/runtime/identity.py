@@ -57,8 +57,8 @@ class EvidenceParams:
     assign_evidence: float
     keep_evidence: float
     calibration: Calibration
-    learned_weight: float = 1.0
-    physics_weight: float = 1.0
+    learned_weight: float
+    physics_weight: float
 
 
 @dataclass(frozen=True)

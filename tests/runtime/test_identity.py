@@ -27,6 +27,8 @@ PARAMS = EvidenceParams(
     assign_evidence=6.0,
     keep_evidence=3.0,
     calibration=Calibration(0.6, -1.0),
+    learned_weight=1.0,  # these tests feed learned similarities; physics is fused separately
+    physics_weight=1.0,
 )
 ALL = np.array([True, True])
 
