@@ -40,34 +40,14 @@ def training_store(config: TrainConfig, *, progress: bool) -> FrameStore:
 
         assert config.lipd_pickle is not None  # checked by parse_config
         return load_lipd(Path(config.lipd_pickle), config.window, sets=config.lipd_sets)
-    from despite.train import sim_store
-
-    return sim_store(
-        range(*config.sim.train_seeds),
-        config.window,
-        scene_options=config.sim.scene,
-        cache_dir=Path(config.cache_dir),
-        progress=progress,
-        randomize=config.sim.randomize,
-        windows=config.sim.windows,
-    )
+    return _simulated_store(config, config.sim.train_seeds, progress=progress)
 
 
 def validation_store(config: TrainConfig, *, progress: bool) -> FrameStore | None:
     """Held-out scenes (`sim.val_seeds`, built like the training scenes) when validating."""
     if not config.val_every or config.source != "sim":
         return None
-    from despite.train import sim_store
-
-    return sim_store(
-        range(*config.sim.val_seeds),
-        config.window,
-        scene_options=config.sim.scene,
-        cache_dir=Path(config.cache_dir),
-        progress=progress,
-        randomize=config.sim.randomize,
-        windows=config.sim.windows,
-    )
+    return _simulated_store(config, config.sim.val_seeds, progress=progress)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,3 +82,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"checkpoint: {path} (step {trainer.step})")
     trainer.close()
     return 0
+
+
+def _simulated_store(config: TrainConfig, seeds: tuple[int, int], *, progress: bool) -> FrameStore:
+    """Frames of the simulated scenes `range(*seeds)`, built with the configured scene options."""
+    from despite.train import sim_store
+
+    return sim_store(
+        range(*seeds),
+        config.window,
+        scene_options=config.sim.scene,
+        cache_dir=Path(config.cache_dir),
+        progress=progress,
+        randomize=config.sim.randomize,
+        windows=config.sim.windows,
+    )
