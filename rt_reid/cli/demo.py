@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     print()
     print(
         f"rt-reid demo: {args.people} people ({args.people - scene.bystander_count} wear IMUs, "
-        f"{scene.bystander_count} bystanders), {scene.lidar} x {scene.columns}, "
+        f"{scene.bystander_count} without: bystanders), {scene.lidar} x {scene.columns}, "
         f"{args.duration:g} s, seed {args.seed}; simulated in {simulate_s:.1f} s"
     )
     print(f"model: {model}")

@@ -73,7 +73,7 @@ def test_demo_command_runs_and_prints_the_summary(
     )
     assert code == 0
     printed = capsys.readouterr().out
-    assert "3 people (2 wear IMUs, 1 bystanders)" in printed
+    assert "3 people (2 wear IMUs, 1 without: bystanders)" in printed
     assert "identity accuracy:" in printed
     assert str(out / "report" / "report.md") in printed
     assert (out / "report" / "report.md").is_file()
