@@ -2,10 +2,10 @@
 
 Subscribes ``lidar/points`` (sensor-data QoS) and ``imu/<identity>/<site>`` for the configured
 identities; publishes ``reid/identities``, ``reid/markers``, ``reid/latency`` and ``/diagnostics``.
-Threading: IMU callbacks (reentrant group) only buffer samples; the LiDAR callback hands the cloud
-to `rt_reid.runtime.live.ReidEngine`, whose single worker thread runs the pipeline on the newest
-frame and drops (and counts) frames it could not start before the next arrived. Every decision
-(parameter validation, conversion, reset on a clock jump) lives in `rt_reid`.
+Threading: one executor thread; IMU callbacks only buffer samples; the LiDAR callback hands the
+cloud to `rt_reid.runtime.live.ReidEngine`, whose single worker thread runs the pipeline on the
+newest frame and drops (and counts) frames it could not start before the next arrived. Every
+decision (parameter validation, conversion, reset on a clock jump) lives in `rt_reid`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup, ReentrantCallbackGroup
 from rclpy.clock import JumpThreshold, TimeJump
 from rclpy.duration import Duration
 from rclpy.exceptions import (
@@ -26,7 +25,7 @@ from rclpy.exceptions import (
     InvalidParameterValueException,
     ParameterUninitializedException,
 )
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
@@ -142,7 +141,6 @@ class ReidNode(Node):
         )
         self._engine.start()
 
-        imu_group = ReentrantCallbackGroup()
         for identity, sites in config.identity_sites().items():
             for site in sites:
                 self.create_subscription(
@@ -150,20 +148,14 @@ class ReidNode(Node):
                     f"imu/{identity}/{site}",
                     partial(self._on_imu, identity, site),
                     IMU_QOS,
-                    callback_group=imu_group,
                 )
         self.create_subscription(
             PointCloud2,
             "lidar/points",
             self._on_cloud,
             qos_profile_sensor_data,
-            callback_group=MutuallyExclusiveCallbackGroup(),
         )
-        self.create_timer(
-            DIAGNOSTICS_PERIOD_S,
-            self._publish_diagnostics,
-            callback_group=MutuallyExclusiveCallbackGroup(),
-        )
+        self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self._jump_handle = self.get_clock().create_jump_callback(
             JumpThreshold(
                 min_forward=None,
@@ -276,7 +268,10 @@ class ReidNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """Entry point of ``ros2 run rt_reid reid_node``."""
-    run_node(NODE_NAME, ReidNode, lambda: MultiThreadedExecutor(num_threads=4), args)
+    # One executor thread: the callbacks only buffer IMU samples or hand a cloud to the worker,
+    # and a multi-threaded executor's Python overhead at ~1000 IMU messages a second starves the
+    # worker of the GIL (dropped frames, lost samples).
+    run_node(NODE_NAME, ReidNode, SingleThreadedExecutor, args)
 
 
 if __name__ == "__main__":

@@ -104,12 +104,6 @@ def test_namespace_has_only_loopback(netns: NetNs) -> None:
     assert netns.ns != os.readlink("/proc/self/ns/net")
 
 
-@pytest.mark.xfail(
-    reason="flaky: passed 5 of 11 runs this session (at this and earlier commits, alone and in the "
-    "suite); the failed runs named nobody, with about half of each device's IMU samples accepted "
-    "and every other LiDAR frame processed by the node; not traced yet",
-    strict=False,
-)
 def test_node_names_every_wearer_of_a_simulated_scene(netns: NetNs, tmp_path: Path) -> None:
     bag = tmp_path / "scene"
     write_bag(SCENE, bag)
