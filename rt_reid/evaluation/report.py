@@ -250,6 +250,25 @@ def _row(cells: list[str]) -> str:
     ).rstrip()
 
 
+def _result_row(label: str, status: str, numbers: dict[str, Any], *, replay_s: float) -> str:
+    """A bag's (or the pooled) row: counts, replay time, identity and tracker headline numbers."""
+    identity = numbers.get("identity", {})
+    return _row(
+        [
+            label,
+            status,
+            str(numbers["frames"]),
+            f"{numbers['bag_duration_s']:.1f}",
+            f"{replay_s:.1f}",
+            _percent(identity.get("identity_accuracy")),
+            str(identity.get("scored_person_frames", "-")),
+            _fmt_or_dash(identity.get("wrong_claims_per_frame")),
+            str(identity.get("id_switches", "-")),
+            _fmt_or_dash(numbers.get("tracker", {}).get("mota")),
+        ]
+    )
+
+
 def combined_lines(report: dict[str, Any]) -> list[str]:
     """The combined many-bag report as text: one row per bag, the pooled row, failures in full."""
     lines = [_row([name for name, _ in COMBINED_COLUMNS])]
@@ -259,41 +278,11 @@ def combined_lines(report: dict[str, Any]) -> list[str]:
         if s is None:
             lines.append(_row([name, "FAILED", *[""] * (len(COMBINED_COLUMNS) - 2)]))
             continue
-        identity = s.get("identity", {})
-        lines.append(
-            _row(
-                [
-                    name,
-                    "ok",
-                    str(s["frames"]),
-                    f"{s['bag_duration_s']:.1f}",
-                    f"{s['wall_s']:.1f}",
-                    _percent(identity.get("identity_accuracy")),
-                    str(identity.get("scored_person_frames", "-")),
-                    _fmt_or_dash(identity.get("wrong_claims_per_frame")),
-                    str(identity.get("id_switches", "-")),
-                    _fmt_or_dash(s.get("tracker", {}).get("mota")),
-                ]
-            )
-        )
+        lines.append(_result_row(name, "ok", s, replay_s=s["wall_s"]))
     p = report["pooled"]
     identity = p.get("identity", {})
-    lines.append(
-        _row(
-            [
-                f"pooled ({p['replayed']} of {p['bags']} bags)",
-                "",
-                str(p["frames"]),
-                f"{p['bag_duration_s']:.1f}",
-                f"{p['replay_s']:.1f}",
-                _percent(identity.get("identity_accuracy")),
-                str(identity.get("scored_person_frames", "-")),
-                _fmt_or_dash(identity.get("wrong_claims_per_frame")),
-                str(identity.get("id_switches", "-")),
-                _fmt_or_dash(p.get("tracker", {}).get("mota")),
-            ]
-        )
-    )
+    label = f"pooled ({p['replayed']} of {p['bags']} bags)"
+    lines.append(_result_row(label, "", p, replay_s=p["replay_s"]))
     if identity:
         lines.append(
             f"pooled identity accuracy: {identity['correct_person_frames']} correct of "

@@ -233,8 +233,7 @@ class DeviceBuffer:
             self._pending.clear()
             self._pending_rows = 0
             new[:, 1:5] /= np.linalg.norm(new[:, 1:5], axis=1, keepdims=True)
-            newer = self._end == self._start or new[0, 0] > self._rows[self._end - 1, 0]
-            if not (newer and bool((np.diff(new[:, 0]) > 1e-9).all())):
+            if not self._extends(new[:, 0]):
                 new = self._merge(new)
             self._append(new)
         if self._unexpired:
